@@ -1,0 +1,1 @@
+"""The HTTP (and command-line) front doors of hearme; they translate, never decide."""

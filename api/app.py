@@ -1,0 +1,57 @@
+"""The application factory: the CLI, the tests and the OpenAPI script all build the app
+here, each with its own settings."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from api import keys, ops, problems, responses, surveys
+from api.middleware import RequestContext
+from service.database import Database
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """Survey backend for multi-site evaluations of child-protection practice:
+validated submissions per site and wave, thematic coding of open answers, and aggregated
+statistics with small cells suppressed for outside readers."""
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Stable operation ids (the OpenAPI document is committed): the function's name."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    database = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="hearme",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    problems.install(app)
+    for module in (surveys, responses, keys, ops):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContext, max_body=settings.max_body, max_import=settings.max_import)
+    return app

@@ -1,0 +1,106 @@
+"""The `hearme` command (contract §3): another front door onto the same service layer."""
+
+import os
+import tempfile
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from api.logs import logging_config
+from schemas.keys import KeyCreate, Role
+from service.database import Database, upgrade
+from service.demo import load_demo
+from service.errors import DomainError
+from service.keys import create_key, free_key_name
+from service.settings import Settings
+
+app = typer.Typer(help="hearme: survey backend for multi-site evaluations.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+Host = Annotated[str, typer.Option(help="Interface to bind.")]
+Port = Annotated[int, typer.Option(help="TCP port.")]
+Workers = Annotated[int, typer.Option(min=1, help="Server processes.")]
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    if workers > 1 and not settings.prometheus_multiproc_dir:
+        # Workers are separate processes: prometheus_client sums them through files, and
+        # reads where from its own variable, which the workers inherit.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hearme-metrics-")
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=logging_config(settings.log_level),
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> None:
+    """Migrate the database to head, then serve."""
+    settings = Settings()
+    upgrade(settings)
+    _serve(settings, host, port, workers)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to head (Alembic)."""
+    upgrade(Settings())
+    typer.echo("database at head")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A unique name for the key.")],
+    role: Annotated[Role, typer.Option(help="The key's role.")],
+    site: Annotated[list[str] | None, typer.Option(help="Bind to a site; repeatable.")] = None,
+) -> None:
+    """Create a key; the key itself is printed alone on the last line."""
+    settings = Settings()
+    upgrade(settings)
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            key, token = create_key(session, data=KeyCreate(name=name, role=role, sites=site))
+    except DomainError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+    bound = ", ".join(key.sites) if key.sites else "all sites"
+    typer.echo(f"created key {key.name!r} with role {key.role} for {bound}")
+    typer.echo(token)
+
+
+@app.command()
+def demo(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> None:
+    """Load the seed study and its synthetic data set, print an admin key, then serve."""
+    settings = Settings()
+    upgrade(settings)
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            survey_id, stored = load_demo(session)
+            name = free_key_name(session, prefix="demo-admin")
+            key, token = create_key(session, data=KeyCreate(name=name, role=Role.admin))
+    finally:
+        database.dispose()
+    loaded = f"{stored} responses loaded" if stored else "already loaded"
+    typer.echo(f"survey {survey_id!r}: {loaded}")
+    typer.echo(f"admin key {key.name!r}; try:")
+    typer.echo(f"  curl -H 'Authorization: Bearer <key>' http://{host}:{port}/v1/surveys")
+    typer.echo(token)
+    _serve(settings, host, port, workers)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,87 @@
+"""Dependencies: the request's session (which owns the transaction), the calling key,
+the survey named in the path."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from schemas.base import SLUG_PATTERN
+from service.database import Database
+from service.keys import Principal, authenticate
+from service.settings import Settings
+from service.surveys import load_compiled
+from service.validation import CompiledSurvey
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+JSON_TYPES = ("application/json",)
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """Commit when the route returns, roll back if it raises: a request is all or nothing,
+    and the commit happens before the response is sent (so a 2xx is durable)."""
+    database = get_database(request)
+    with database.session(write=request.method not in READ_METHODS) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _authenticate(request: Request, session: Session, credentials: Credentials) -> Principal:
+    principal = authenticate(session, token=credentials.credentials if credentials else None)
+    request.state.key_name = principal.name  # for the access log: the key's name, never the key
+    return principal
+
+
+def get_principal(request: Request, session: SessionDep, credentials: Credentials) -> Principal:
+    return _authenticate(request, session, credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_principal_outside_transaction(request: Request, credentials: Credentials) -> Principal:
+    """Authenticate in a short read transaction of its own, for routes (imports) that must
+    not hold the request's write transaction open while a large body streams in."""
+    with get_database(request).session(write=False) as session:
+        return _authenticate(request, session, credentials)
+
+
+StreamingPrincipalDep = Annotated[Principal, Depends(get_principal_outside_transaction)]
+
+SurveyId = Annotated[str, Path(pattern=SLUG_PATTERN, description="The survey's slug.")]
+
+
+def get_compiled_survey(
+    session: SessionDep, _principal: PrincipalDep, survey: SurveyId
+) -> CompiledSurvey:
+    """The survey of the path, compiled; after authentication, so a stranger gets 401."""
+    return load_compiled(session, survey_id=survey)
+
+
+CompiledSurveyDep = Annotated[CompiledSurvey, Depends(get_compiled_survey)]
+
+
+async def require_json(request: Request) -> None:
+    """415 for a body that is not JSON, before FastAPI would misreport it as a 422."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        raise HTTPException(415, "the body must be application/json")

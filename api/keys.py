@@ -1,0 +1,46 @@
+"""API keys (admin): create, list, revoke. The CLI's `keys create` is the bootstrap."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from api.deps import PrincipalDep, SessionDep, require_json
+from api.problems import problem_responses
+from schemas.keys import ApiKey, KeyCreate, KeyCreated, KeyPublic, Role
+from service import keys
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=problem_responses(401, 403))
+
+
+def _public(key: ApiKey) -> KeyPublic:
+    return KeyPublic.model_validate(key, from_attributes=True)
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Depends(require_json)],
+    responses=problem_responses(409, 415, 422),
+)
+def create_key(data: KeyCreate, session: SessionDep, principal: PrincipalDep) -> KeyCreated:
+    """Create a key; the token is in this response only (admin)."""
+    principal.require(Role.admin)
+    key, token = keys.create_key(session, data=data)
+    return KeyCreated(**_public(key).model_dump(), key=token)
+
+
+@router.get("")
+def list_keys(session: SessionDep, principal: PrincipalDep) -> list[KeyPublic]:
+    """List keys, without their tokens (admin)."""
+    principal.require(Role.admin)
+    return [_public(k) for k in keys.list_keys(session)]
+
+
+@router.delete("/{name}", status_code=204, responses=problem_responses(404))
+def revoke_key(
+    name: Annotated[str, Path(max_length=200)], session: SessionDep, principal: PrincipalDep
+) -> Response:
+    """Revoke a key: it stops working at once, in every process (admin)."""
+    principal.require(Role.admin)
+    keys.revoke_key(session, name=name)
+    return Response(status_code=204)

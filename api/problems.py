@@ -1,0 +1,116 @@
+"""The one place where errors become RFC 9457 problem+json responses (contract §1)."""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.status import HTTP_422_UNPROCESSABLE_CONTENT
+
+from schemas.problems import Problem
+from service.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+)
+
+log = logging.getLogger("hearme.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_OF: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    Conflict: 409,
+    Gone: 410,
+    Invalid: 422,
+}
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Validation failed",
+    500: "Internal server error",
+}
+
+
+def problem_response(
+    status: int,
+    detail: str | None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    title = TITLES.get(status, "Error")
+    body = {
+        "type": f"urn:hearme:problem:{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None or status == 422:
+        body["errors"] = errors or []
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each error it may answer, documented as a Problem."""
+    return {
+        s: {"model": Problem, "description": TITLES[s], "content": {PROBLEM_JSON: {}}}
+        for s in statuses
+    }
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        if loc and loc[0] == "body":
+            loc = loc[1:]  # contract §1 names fields by their path in the body
+        errors.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type")})
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        status = next(s for cls, s in STATUS_OF.items() if isinstance(exc, cls))
+        errors = None
+        if isinstance(exc, Invalid):
+            errors = [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in exc.errors]
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return problem_response(status, exc.detail, errors=errors, headers=headers)
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(
+            HTTP_422_UNPROCESSABLE_CONTENT, "the request is not valid", errors=_field_errors(exc)
+        )
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", extra={"error_type": type(exc).__name__})
+        return problem_response(500, "an unexpected error occurred")
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

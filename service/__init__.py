@@ -1,0 +1,1 @@
+"""Domain logic of hearme: plain Python over a SQLModel session, no HTTP."""

@@ -1,0 +1,268 @@
+"""Submissions (contract §5): validate, store once (idempotently), read back, erase."""
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from schemas.base import utcnow
+from schemas.keys import Role
+from schemas.responses import Answer, IdempotencyRecord, Response, ResponsePublic, SubmissionIn
+from schemas.surveys import Wave
+from service.errors import Conflict, FieldProblem, Forbidden, Invalid, NotFound
+from service.ids import new_id
+from service.keys import Principal
+from service.pagination import decode_cursor, encode_cursor
+from service.validation import CompiledSurvey
+
+SUBMITTERS = (Role.submitter, Role.admin)
+RESPONSE_READERS = (Role.evaluator, Role.admin)
+
+
+def to_public(response: Response) -> ResponsePublic:
+    return ResponsePublic(
+        id=response.id,
+        survey=response.survey_id,
+        site=response.site,
+        wave=response.wave,
+        received_at=response.received_at,
+        submitted_at=response.submitted_at,
+        answers=response.answers,
+    )
+
+
+def wave_is_open(wave: Wave, at: datetime) -> bool:
+    return (wave.opens_at is None or wave.opens_at <= at) and (
+        wave.closes_at is None or at <= wave.closes_at
+    )
+
+
+def check_submission(
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    data: SubmissionIn,
+    received_at: datetime,
+) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """Every problem of one submission, with the answers as they would be stored.
+
+    Shared by live submissions and imports, so a row of an import is held to exactly the
+    rules of a live post.
+    """
+    problems = compiled.check_envelope(
+        site=data.site, wave=data.wave, submitted_at=data.submitted_at, received_at=received_at
+    )
+    if data.site in compiled.site_ids and not principal.may_see_site(data.site):
+        raise Forbidden(f"this key may not submit for site {data.site!r}")
+    answers, answer_problems = compiled.validate_answers(data.answers)
+    return answers, problems + answer_problems
+
+
+def answer_rows(
+    compiled: CompiledSurvey, *, response_pk: int, site: str, wave: str, answers: dict[str, Any]
+) -> Iterable[dict[str, Any]]:
+    """The aggregable rows of one response: one per answered value (§5 storage)."""
+    survey_id = compiled.definition.id
+    for qid, value in answers.items():
+        kind = compiled.questions[qid].type
+        base = {
+            "response_pk": response_pk,
+            "survey_id": survey_id,
+            "question_id": qid,
+            "site": site,
+            "wave": wave,
+            "option": None,
+            "number": None,
+            "text": None,
+        }
+        if kind == "multi_choice":
+            for option in value:
+                yield {**base, "option": option}
+        elif kind == "choice":
+            yield {**base, "option": value}
+        elif kind == "boolean":
+            yield {**base, "option": "true" if value else "false"}
+        elif kind in ("likert", "number"):
+            yield {**base, "number": value}
+        else:
+            yield {**base, "text": value}
+
+
+def store_responses(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    items: list[tuple[SubmissionIn, dict[str, Any]]],
+    received_at: datetime,
+) -> list[tuple[int, dict[str, Any]]]:
+    """Insert validated submissions and their answer rows in two statements; returns each
+    stored row's primary key and values."""
+    table = Response.__table__  # type: ignore[attr-defined]
+    values: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "survey_id": compiled.definition.id,
+            "site": data.site,
+            "wave": data.wave,
+            "received_at": received_at,
+            "submitted_at": data.submitted_at,
+            "submitted_by": principal.name,
+            "answers": answers,
+        }
+        for data, answers in items
+    ]
+    keys = (
+        session.execute(insert(table).returning(table.c.pk, sort_by_parameter_order=True), values)
+        .scalars()
+        .all()
+    )
+    rows = [
+        row
+        for pk, value in zip(keys, values, strict=True)
+        for row in answer_rows(
+            compiled,
+            response_pk=pk,
+            site=value["site"],
+            wave=value["wave"],
+            answers=value["answers"],
+        )
+    ]
+    if rows:
+        session.execute(insert(Answer.__table__), rows)  # type: ignore[attr-defined]
+    return list(zip(keys, values, strict=True))
+
+
+def request_hash(data: SubmissionIn) -> str:
+    canonical = orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _claim_idempotency_key(
+    session: Session, *, principal: Principal, key: str, digest: str
+) -> tuple[IdempotencyRecord, Response | None]:
+    """The record for this key, new or existing, and the response it already produced.
+
+    The insert runs in a savepoint: when a concurrent duplicate wins the unique
+    constraint, only the savepoint is lost and the winner's record is read instead.
+    """
+    record = IdempotencyRecord(api_key_id=principal.key_id, key=key, request_hash=digest)
+    try:
+        with session.begin_nested():
+            session.add(record)
+    except IntegrityError:
+        existing = session.exec(
+            select(IdempotencyRecord)
+            .where(IdempotencyRecord.api_key_id == principal.key_id)
+            .where(IdempotencyRecord.key == key)
+        ).one()
+        if existing.request_hash != digest:
+            raise Conflict("this Idempotency-Key was already used with a different body") from None
+        if existing.response_pk is None:
+            raise Conflict(
+                "the response first stored under this Idempotency-Key was erased"
+            ) from None
+        return existing, session.get(Response, existing.response_pk)
+    return record, None
+
+
+def submit(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    data: SubmissionIn,
+    idempotency_key: str | None = None,
+) -> tuple[ResponsePublic, bool]:
+    """Validate and store one live submission; returns it and whether it is new."""
+    principal.require(*SUBMITTERS)
+    received_at = utcnow()
+    answers, problems = check_submission(
+        compiled, principal=principal, data=data, received_at=received_at
+    )
+    if problems:
+        raise Invalid("the submission is not valid", problems)
+    wave = compiled.definition.wave(data.wave)
+    assert wave is not None
+    if not wave_is_open(wave, received_at):
+        raise Conflict(f"wave {wave.id!r} is not open for submissions")
+    record = None
+    if idempotency_key is not None:
+        record, existing = _claim_idempotency_key(
+            session, principal=principal, key=idempotency_key, digest=request_hash(data)
+        )
+        if existing is not None:
+            return to_public(existing), False
+    ((pk, stored),) = store_responses(
+        session, compiled, principal=principal, items=[(data, answers)], received_at=received_at
+    )
+    if record is not None:
+        record.response_pk = pk
+        session.add(record)
+        session.flush()
+    return to_public(Response(pk=pk, **stored)), True
+
+
+def _visible(principal: Principal, response: Response | None, survey_id: str) -> Response:
+    if response is None or response.survey_id != survey_id:
+        raise NotFound("no such response")
+    principal.require_site(response.site)
+    return response
+
+
+def get_response(
+    session: Session, *, principal: Principal, survey_id: str, response_id: str
+) -> Response:
+    principal.require(*RESPONSE_READERS)
+    response = session.exec(select(Response).where(Response.id == response_id)).first()
+    return _visible(principal, response, survey_id)
+
+
+def list_responses(
+    session: Session,
+    *,
+    principal: Principal,
+    survey_id: str,
+    sites: list[str],
+    waves: list[str],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Response], str | None]:
+    principal.require(*RESPONSE_READERS)
+    after = decode_cursor(cursor)
+    query = (
+        select(Response)
+        .where(Response.survey_id == survey_id)
+        .order_by(col(Response.pk))
+        .limit(limit + 1)
+    )
+    visible = principal.visible_sites(sites)
+    if visible is not None:
+        query = query.where(col(Response.site).in_(visible))
+    if waves:
+        query = query.where(col(Response.wave).in_(waves))
+    if after is not None:
+        if not isinstance(after, int):
+            raise Invalid(
+                "malformed cursor", [FieldProblem(("query", "cursor"), "malformed cursor")]
+            )
+        query = query.where(col(Response.pk) > after)
+    rows = list(session.exec(query))
+    next_cursor = encode_cursor(rows[limit - 1].pk) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def erase_response(
+    session: Session, *, principal: Principal, survey_id: str, response_id: str
+) -> None:
+    """Erase a response with everything derived from it (answers, later codings)."""
+    principal.require(Role.admin)
+    response = session.exec(select(Response).where(Response.id == response_id)).first()
+    response = _visible(principal, response, survey_id)
+    session.execute(delete(Answer).where(col(Answer.response_pk) == response.pk))
+    session.execute(delete(Response).where(col(Response.pk) == response.pk))

@@ -1,0 +1,39 @@
+"""Every setting of hearme, read once from the environment (prefix `HEARME_`)."""
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEARME_", extra="ignore")
+
+    database_url: str = "sqlite:///./hearme.db"
+    max_body: int = Field(default=1024 * 1024, ge=1024)
+    max_import: int = Field(default=512 * 1024 * 1024, ge=1024)
+    min_cell: int = Field(default=5, ge=1)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    db_pool_size: int = Field(default=10, ge=1)
+    import_batch_size: int = Field(default=2000, ge=1)
+    # prometheus_client's own variable: set by `hearme serve --workers N` so that the
+    # metrics of every worker process are summed.
+    prometheus_multiproc_dir: str | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """The environment gives origins as one comma-separated string."""
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

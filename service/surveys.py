@@ -1,0 +1,127 @@
+"""Survey definitions: create, change (never so as to invalidate stored responses), read."""
+
+from sqlmodel import Session, col, select
+
+from schemas.base import utcnow
+from schemas.keys import Role
+from schemas.responses import Response
+from schemas.surveys import Survey, SurveyDefinition, SurveyPublic
+from service.errors import Conflict, NotFound
+from service.keys import Principal
+from service.pagination import decode_cursor, encode_cursor
+from service.validation import CompiledCache, CompiledSurvey, compile_survey
+
+READERS_OF_DEFINITIONS = (Role.admin, Role.evaluator, Role.coder, Role.submitter)
+
+_compiled = CompiledCache()
+
+
+def to_public(survey: Survey) -> SurveyPublic:
+    return SurveyPublic.model_validate(
+        {
+            **survey.definition,
+            "version": survey.version,
+            "created_at": survey.created_at,
+            "updated_at": survey.updated_at,
+        }
+    )
+
+
+def create_survey(session: Session, *, principal: Principal, data: SurveyDefinition) -> Survey:
+    principal.require(Role.admin)
+    if session.get(Survey, data.id) is not None:
+        raise Conflict(f"survey {data.id!r} already exists")
+    survey = Survey(id=data.id, title=data.title, definition=data.model_dump(mode="json"))
+    session.add(survey)
+    session.flush()
+    return survey
+
+
+def replace_survey(
+    session: Session, *, principal: Principal, survey_id: str, data: SurveyDefinition
+) -> Survey:
+    """Replace a definition. Refused (409) if a stored response would no longer be valid."""
+    principal.require(Role.admin)
+    if data.id != survey_id:
+        raise Conflict("a survey's id cannot change")
+    survey = get_survey_row(session, survey_id=survey_id, for_update=True)
+    compiled = compile_survey(data, survey.version + 1)
+    _check_stored_responses(session, survey_id=survey_id, compiled=compiled)
+    survey.title = data.title
+    survey.definition = data.model_dump(mode="json")
+    survey.version += 1
+    survey.updated_at = utcnow()
+    session.add(survey)
+    session.flush()
+    return survey
+
+
+def _check_stored_responses(session: Session, *, survey_id: str, compiled: CompiledSurvey) -> None:
+    waves = [w.id for w in compiled.definition.waves]
+    orphaned = session.exec(
+        select(Response.id)
+        .where(Response.survey_id == survey_id)
+        .where(~col(Response.site).in_(compiled.site_ids) | ~col(Response.wave).in_(waves))
+        .limit(1)
+    ).first()
+    if orphaned is not None:
+        raise Conflict(f"response {orphaned} would refer to a removed site or wave")
+    rows = session.exec(
+        select(Response.id, Response.answers)
+        .where(Response.survey_id == survey_id)
+        .execution_options(yield_per=1000)
+    )
+    for response_id, answers in rows:
+        _, problems = compiled.validate_answers(dict(answers))
+        if problems:
+            where = ".".join(str(p) for p in problems[0].loc)
+            raise Conflict(
+                f"response {response_id} would become invalid at {where}: {problems[0].msg}"
+            )
+
+
+def get_survey_row(session: Session, *, survey_id: str, for_update: bool = False) -> Survey:
+    query = select(Survey).where(Survey.id == survey_id)
+    if for_update:
+        query = query.with_for_update()
+    survey = session.exec(query).first()
+    if survey is None:
+        raise NotFound(f"no survey {survey_id!r}")
+    return survey
+
+
+def get_survey(session: Session, *, principal: Principal, survey_id: str) -> Survey:
+    principal.require(*READERS_OF_DEFINITIONS)
+    return get_survey_row(session, survey_id=survey_id)
+
+
+def list_surveys(
+    session: Session, *, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[Survey], str | None]:
+    principal.require(*READERS_OF_DEFINITIONS)
+    after = decode_cursor(cursor)
+    query = select(Survey).order_by(col(Survey.id)).limit(limit + 1)
+    if after is not None:
+        query = query.where(col(Survey.id) > str(after))
+    rows = list(session.exec(query))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def load_compiled(session: Session, *, survey_id: str) -> CompiledSurvey:
+    """The compiled survey, from this process's cache when its version is current.
+
+    Only the version is read on the hot path; the definition is fetched and compiled
+    once per version and process.
+    """
+    version = session.exec(select(Survey.version).where(Survey.id == survey_id)).first()
+    if version is None:
+        raise NotFound(f"no survey {survey_id!r}")
+    compiled = _compiled.get(survey_id, version)
+    if compiled is None:
+        survey = get_survey_row(session, survey_id=survey_id)
+        compiled = compile_survey(
+            SurveyDefinition.model_validate(survey.definition), survey.version
+        )
+        _compiled.put(compiled)
+    return compiled

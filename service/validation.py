@@ -1,0 +1,203 @@
+"""Answer validation: one pydantic model per survey version, built from its definition.
+
+Each question becomes a typed field (strict: `"4"`, `4.0` and `true` are not the
+integer 4), so every rule of contract §5 is a declared constraint rather than a
+hand-written check, and pydantic reports every offending field at once.
+"""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
+
+from schemas.surveys import (
+    BooleanQuestion,
+    ChoiceQuestion,
+    LikertQuestion,
+    MultiChoiceQuestion,
+    NumberQuestion,
+    Question,
+    SurveyDefinition,
+    TextQuestion,
+)
+from service.errors import FieldProblem
+
+CLOCK_SKEW = timedelta(minutes=5)
+SAFE_INTEGER = 2**53  # beyond it, an integer no longer round-trips through a float column
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain a NUL character")
+    return value
+
+
+def _distinct(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("values must be distinct")
+    return values
+
+
+def _one_of(allowed: list[int]) -> Callable[[int], int]:
+    allowed_set = frozenset(allowed)
+    shown = ", ".join(str(v) for v in allowed)
+
+    def check(value: int) -> int:
+        if value not in allowed_set:
+            raise ValueError(f"must be one of the scale's values: {shown}")
+        return value
+
+    return check
+
+
+def _safe_integer(value: int) -> int:
+    if not -SAFE_INTEGER <= value <= SAFE_INTEGER:
+        raise ValueError(f"must lie between -{SAFE_INTEGER} and {SAFE_INTEGER}")
+    return value
+
+
+def _blank(value: Any) -> bool:
+    """Contract §5: a null, an empty or all-whitespace text, an empty list is no answer."""
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
+
+
+def _field_type(question: Question) -> Any:
+    """The pydantic type of one answer. Every type admits None: a null is no answer."""
+    match question:
+        case MultiChoiceQuestion():
+            option = Literal[tuple(o.value for o in question.options)]  # type: ignore[valid-type]
+            return Annotated[list[option], AfterValidator(_distinct)] | None  # type: ignore[valid-type]
+        case ChoiceQuestion():
+            return Literal[tuple(o.value for o in question.options)] | None
+        case LikertQuestion():
+            points = [p.value for p in question.scale]
+            return Annotated[StrictInt, AfterValidator(_one_of(points))] | None
+        case NumberQuestion() if question.integer:
+            return (
+                Annotated[
+                    StrictInt,
+                    Field(ge=question.min, le=question.max),
+                    AfterValidator(_safe_integer),
+                ]
+                | None
+            )
+        case NumberQuestion():
+            return (
+                Annotated[
+                    float, Field(strict=True, allow_inf_nan=False, ge=question.min, le=question.max)
+                ]
+                | None
+            )
+        case BooleanQuestion():
+            return StrictBool | None
+        case TextQuestion():
+            return (
+                Annotated[
+                    StrictStr,
+                    StringConstraints(strip_whitespace=True, max_length=question.max_length),
+                    AfterValidator(_no_nul),
+                ]
+                | None
+            )
+    raise AssertionError(f"unhandled question type {question.type}")
+
+
+@dataclass(frozen=True)
+class CompiledSurvey:
+    """A survey definition with its answers model, ready to validate submissions."""
+
+    definition: SurveyDefinition
+    version: int
+    model: type[BaseModel]
+    questions: dict[str, Question]
+    site_ids: frozenset[str]
+
+    def validate_answers(
+        self, answers: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[FieldProblem]]:
+        """The answers as stored (blanks dropped, text stripped), and every problem found."""
+        problems: list[FieldProblem] = []
+        try:
+            parsed = self.model.model_validate(answers).model_dump()
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False, include_input=False):
+                loc = ("answers", *err["loc"])
+                msg = "unknown question id" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append(FieldProblem(loc, msg, err["type"]))
+            parsed = {}
+        cleaned = {qid: v for qid, v in parsed.items() if not _blank(v)}
+        flagged = {p.loc[1] for p in problems if len(p.loc) > 1}
+        for qid, question in self.questions.items():
+            if question.required and qid not in flagged and _blank(answers.get(qid)):
+                problems.append(FieldProblem(("answers", qid), "an answer is required", "missing"))
+        return cleaned, problems
+
+    def check_envelope(
+        self, *, site: str, wave: str, submitted_at: datetime | None, received_at: datetime
+    ) -> list[FieldProblem]:
+        problems: list[FieldProblem] = []
+        if site not in self.site_ids:
+            problems.append(FieldProblem(("site",), f"unknown site {site!r}", "unknown_site"))
+        if self.definition.wave(wave) is None:
+            problems.append(FieldProblem(("wave",), f"unknown wave {wave!r}", "unknown_wave"))
+        if submitted_at is not None and submitted_at > received_at + CLOCK_SKEW:
+            problems.append(
+                FieldProblem(
+                    ("submitted_at",),
+                    "submitted_at is more than five minutes after the time of receipt",
+                    "in_future",
+                )
+            )
+        return problems
+
+
+def compile_survey(definition: SurveyDefinition, version: int) -> CompiledSurvey:
+    fields: dict[str, Any] = {q.id: (_field_type(q), None) for q in definition.questions}
+    model = create_model(
+        f"Answers_{definition.id}_{version}",
+        __config__=ConfigDict(extra="forbid"),
+        **fields,
+    )
+    return CompiledSurvey(
+        definition=definition,
+        version=version,
+        model=model,
+        questions={q.id: q for q in definition.questions},
+        site_ids=frozenset(s.id for s in definition.sites),
+    )
+
+
+class CompiledCache:
+    """Compiled surveys per (id, version), shared by the threads of one process.
+
+    A definition only changes with its version, so an entry never goes stale; other
+    processes see the new version in the database and compile it themselves.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._entries: dict[tuple[str, int], CompiledSurvey] = {}
+        self._lock = threading.Lock()
+
+    def get(self, survey_id: str, version: int) -> CompiledSurvey | None:
+        return self._entries.get((survey_id, version))
+
+    def put(self, compiled: CompiledSurvey) -> None:
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[(compiled.definition.id, compiled.version)] = compiled
