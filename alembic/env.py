@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+import schemas.codebooks
 import schemas.keys
 import schemas.responses
 import schemas.surveys  # noqa: F401  (registers the tables on the metadata)

@@ -3,12 +3,13 @@ here, each with its own settings."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-from api import keys, ops, problems, responses, surveys
+from api import codebooks, keys, ops, problems, responses, surveys
 from api.middleware import RequestContext
 from service.database import Database
 from service.settings import Settings, get_settings
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     problems.install(app)
-    for module in (surveys, responses, keys, ops):
+    for module in (surveys, responses, codebooks, keys, ops):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(
@@ -54,4 +55,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             max_age=600,
         )
     app.add_middleware(RequestContext, max_body=settings.max_body, max_import=settings.max_import)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.document_problems_as_problem_json(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -71,10 +71,10 @@ SurveyId = Annotated[str, Path(pattern=SLUG_PATTERN, description="The survey's s
 
 
 def get_compiled_survey(
-    session: SessionDep, _principal: PrincipalDep, survey: SurveyId
+    request: Request, session: SessionDep, _principal: PrincipalDep, survey: SurveyId
 ) -> CompiledSurvey:
     """The survey of the path, compiled; after authentication, so a stranger gets 401."""
-    return load_compiled(session, survey_id=survey)
+    return load_compiled(session, survey_id=survey, for_write=request.method not in READ_METHODS)
 
 
 CompiledSurveyDep = Annotated[CompiledSurvey, Depends(get_compiled_survey)]

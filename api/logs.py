@@ -6,13 +6,18 @@ Log records name routes, statuses and key names; never answer text, bodies or ke
 import json
 import logging
 import logging.config
+import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,7 +33,10 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info and record.exc_info[0] is not None:
+            # The type and the code path, never the exception's message: a database error
+            # can quote the values of the row it failed on, and those may be answer text.
             entry["error_type"] = record.exc_info[0].__name__
+            entry["stack"] = traceback.format_tb(record.exc_info[2])
         return json.dumps(entry, default=str)
 
 

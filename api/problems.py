@@ -70,16 +70,32 @@ def problem_response(
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: each error it may answer, documented as a Problem."""
-    return {
-        s: {"model": Problem, "description": TITLES[s], "content": {PROBLEM_JSON: {}}}
-        for s in statuses
-    }
+    return {s: {"model": Problem, "description": TITLES[s]} for s in statuses}
+
+
+def document_problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents a response `model` as application/json; errors are served as
+    application/problem+json, so the document says so."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.isdigit() and int(status) >= 400 and "application/json" in content:
+                    response["content"] = {PROBLEM_JSON: content["application/json"]}
+    return schema
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
         loc = list(err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            position = loc[1] if len(loc) > 1 else "?"
+            error = err.get("ctx", {}).get("error", "invalid JSON")
+            errors.append(
+                {"loc": ["body"], "msg": f"{error} at byte {position}", "type": "json_invalid"}
+            )
+            continue
         if loc and loc[0] == "body":
             loc = loc[1:]  # contract §1 names fields by their path in the body
         errors.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type")})

@@ -204,7 +204,7 @@ def import_into(
     """Run an import in one write transaction of its own, opened only once the whole body
     has arrived (an upload must not hold the database's write lock while it streams)."""
     with database.session(write=True) as session:
-        compiled = load_compiled(session, survey_id=survey_id)
+        compiled = load_compiled(session, survey_id=survey_id, for_write=True)
         return import_responses(
             session,
             compiled,

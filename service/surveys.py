@@ -108,20 +108,27 @@ def list_surveys(
     return rows[:limit], next_cursor
 
 
-def load_compiled(session: Session, *, survey_id: str) -> CompiledSurvey:
+def load_compiled(session: Session, *, survey_id: str, for_write: bool = False) -> CompiledSurvey:
     """The compiled survey, from this process's cache when its version is current.
 
     Only the version is read on the hot path; the definition is fetched and compiled
-    once per version and process.
+    once per version and process. `for_write` takes a key-share lock on PostgreSQL, so a
+    definition change (which locks the row for update) waits for submissions validated
+    against the old version, and later submissions see the new one. SQLite writers are
+    serialised already.
     """
-    version = session.exec(select(Survey.version).where(Survey.id == survey_id)).first()
-    if version is None:
+    query = select(Survey.version, Survey.created_at).where(Survey.id == survey_id)
+    if for_write:
+        query = query.with_for_update(read=True, key_share=True)
+    row = session.exec(query).first()
+    if row is None:
         raise NotFound(f"no survey {survey_id!r}")
-    compiled = _compiled.get(survey_id, version)
+    version, created_at = row
+    compiled = _compiled.get(survey_id, version, created_at)
     if compiled is None:
         survey = get_survey_row(session, survey_id=survey_id)
         compiled = compile_survey(
             SurveyDefinition.model_validate(survey.definition), survey.version
         )
-        _compiled.put(compiled)
+        _compiled.put(compiled, survey.created_at)
     return compiled

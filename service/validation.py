@@ -182,22 +182,24 @@ def compile_survey(definition: SurveyDefinition, version: int) -> CompiledSurvey
 
 
 class CompiledCache:
-    """Compiled surveys per (id, version), shared by the threads of one process.
+    """Compiled surveys per (id, version, stamp), shared by the threads of one process.
 
     A definition only changes with its version, so an entry never goes stale; other
-    processes see the new version in the database and compile it themselves.
+    processes see the new version in the database and compile it themselves. The stamp
+    (the row's `created_at`) tells apart two surveys that reuse an id and version, e.g.
+    after the row was deleted and created again, or in another database.
     """
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._entries: dict[tuple[str, int], CompiledSurvey] = {}
+        self._entries: dict[tuple[str, int, object], CompiledSurvey] = {}
         self._lock = threading.Lock()
 
-    def get(self, survey_id: str, version: int) -> CompiledSurvey | None:
-        return self._entries.get((survey_id, version))
+    def get(self, survey_id: str, version: int, stamp: object = None) -> CompiledSurvey | None:
+        return self._entries.get((survey_id, version, stamp))
 
-    def put(self, compiled: CompiledSurvey) -> None:
+    def put(self, compiled: CompiledSurvey, stamp: object = None) -> None:
         with self._lock:
             if len(self._entries) >= self._size:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[(compiled.definition.id, compiled.version)] = compiled
+            self._entries[(compiled.definition.id, compiled.version, stamp)] = compiled

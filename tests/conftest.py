@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import schemas.codebooks
 import schemas.keys
 import schemas.responses
 import schemas.surveys  # noqa: F401  (the tables to empty)
@@ -31,8 +32,9 @@ PG_ADMIN_URL = os.environ.get(
 ENGINES = ["sqlite", "postgresql"]
 
 
-def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+def _run_name() -> str:
+    """Unique per test process, so concurrent runs never share a database."""
+    return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 def fresh_pg_database(name: str) -> str:
@@ -47,13 +49,22 @@ def fresh_pg_database(name: str) -> str:
     return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
+def drop_pg_database(name: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 def pg_available() -> str | None:
     """None if PostgreSQL answers, else the reason."""
     engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 5})
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
         engine.dispose()
@@ -70,9 +81,10 @@ def require_pg() -> None:
 
 
 @pytest.fixture(scope="session")
-def _migrated(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+def _migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
     """Migrate each engine's test database once per session, on first use."""
     urls: dict[str, str] = {}
+    pg_name = f"hearme_test_{_run_name()}"
 
     def get(engine: str) -> str:
         if engine not in urls:
@@ -80,12 +92,14 @@ def _migrated(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
                 url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'hearme.db'}"
             else:
                 require_pg()
-                url = fresh_pg_database(f"hearme_test_{_worker()}")
+                url = fresh_pg_database(pg_name)
             upgrade(Settings(database_url=url))
             urls[engine] = url
         return urls[engine]
 
-    return get
+    yield get
+    if "postgresql" in urls:
+        drop_pg_database(pg_name)
 
 
 def empty_all_tables(url: str) -> None:
@@ -141,7 +155,9 @@ def make_key(database: Database) -> MakeKey:
         with database.session() as session:
             _, token = create_key(
                 session,
-                data=KeyCreate(name=name or f"{role.value}-{next(counter)}", role=role, sites=sites),
+                data=KeyCreate(
+                    name=name or f"{role.value}-{next(counter)}", role=role, sites=sites
+                ),
             )
         return token
 
@@ -210,7 +226,12 @@ def survey_definition(**changes: Any) -> dict[str, Any]:
             {"id": "years", "type": "number", "text": "Years in post", "min": 0, "max": 50},
             {"id": "cases", "type": "number", "text": "Cases", "min": 0, "integer": True},
             {"id": "involved", "type": "boolean", "text": "Directly involved in a case?"},
-            {"id": "trust_actions", "type": "text", "text": "What do you need to do?", "max_length": 200},
+            {
+                "id": "trust_actions",
+                "type": "text",
+                "text": "What do you need to do?",
+                "max_length": 200,
+            },
         ],
     }
     definition.update(changes)

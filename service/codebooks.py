@@ -1,0 +1,177 @@
+"""Codebooks (contract §6): one per coded text question, replaced whole, kept in history."""
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from schemas.base import utcnow
+from schemas.codebooks import (
+    Codebook,
+    CodebookCategory,
+    CodebookIn,
+    CodebookPublic,
+    CodebookRevision,
+    CodebookRevisionPublic,
+    CodebookTheme,
+    ThemeIn,
+)
+from schemas.keys import Role
+from service.errors import NotFound, invalid_field
+from service.keys import Principal
+from service.validation import CompiledSurvey
+
+EDITORS = (Role.evaluator, Role.admin)
+READERS = (Role.evaluator, Role.admin, Role.coder)
+
+
+def _check_question(compiled: CompiledSurvey, question_id: str, data: CodebookIn) -> None:
+    question = compiled.questions.get(question_id)
+    if question is None:
+        raise NotFound(f"survey {compiled.definition.id!r} has no question {question_id!r}")
+    if question.type != "text":
+        raise invalid_field(("question",), f"question {question_id!r} is not a text question")
+    if data.question is not None and data.question != question_id:
+        raise invalid_field(("question",), "the body's question differs from the path's")
+
+
+def put_codebook(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    question_id: str,
+    data: CodebookIn,
+) -> CodebookPublic:
+    """Create or replace the codebook of a text question, recording the revision."""
+    principal.require(*EDITORS)
+    _check_question(compiled, question_id, data)
+    survey_id = compiled.definition.id
+    codebook = session.exec(
+        select(Codebook)
+        .where(Codebook.survey_id == survey_id, Codebook.question_id == question_id)
+        .with_for_update()
+    ).first()
+    if codebook is None:
+        codebook = Codebook(survey_id=survey_id, question_id=question_id, updated_by=principal.name)
+    else:
+        codebook.version += 1
+        codebook.updated_at = utcnow()
+        codebook.updated_by = principal.name
+        session.execute(
+            delete(CodebookCategory).where(col(CodebookCategory.codebook_id) == codebook.id)
+        )
+        session.execute(delete(CodebookTheme).where(col(CodebookTheme.codebook_id) == codebook.id))
+    session.add(codebook)
+    session.flush()
+    assert codebook.id is not None
+    position = 0
+    for theme_position, theme in enumerate(data.themes):
+        session.add(
+            CodebookTheme(
+                codebook_id=codebook.id,
+                theme_id=theme.id,
+                label=theme.label,
+                domain=theme.domain.value if theme.domain else None,
+                position=theme_position,
+            )
+        )
+        for category in theme.categories:
+            session.add(
+                CodebookCategory(
+                    codebook_id=codebook.id,
+                    theme_id=theme.id,
+                    category_id=category.id,
+                    label=category.label,
+                    description=category.description,
+                    origin=category.origin.value,
+                    keywords=category.keywords,
+                    position=position,
+                )
+            )
+            position += 1
+    session.add(
+        CodebookRevision(
+            codebook_id=codebook.id,
+            version=codebook.version,
+            themes=[t.model_dump(mode="json") for t in data.themes],
+            changed_by=principal.name,
+            changed_at=codebook.updated_at,
+        )
+    )
+    session.flush()
+    return _public(session, codebook)
+
+
+def _codebook(session: Session, survey_id: str, question_id: str) -> Codebook:
+    codebook = session.exec(
+        select(Codebook).where(Codebook.survey_id == survey_id, Codebook.question_id == question_id)
+    ).first()
+    if codebook is None:
+        raise NotFound(f"no codebook for question {question_id!r}")
+    return codebook
+
+
+def _public(session: Session, codebook: Codebook) -> CodebookPublic:
+    themes = session.exec(
+        select(CodebookTheme)
+        .where(CodebookTheme.codebook_id == codebook.id)
+        .order_by(col(CodebookTheme.position))
+    ).all()
+    categories = session.exec(
+        select(CodebookCategory)
+        .where(CodebookCategory.codebook_id == codebook.id)
+        .order_by(col(CodebookCategory.position))
+    ).all()
+    return CodebookPublic(
+        survey=codebook.survey_id,
+        question=codebook.question_id,
+        version=codebook.version,
+        updated_at=codebook.updated_at,
+        updated_by=codebook.updated_by,
+        themes=[
+            ThemeIn.model_validate(
+                {
+                    "id": t.theme_id,
+                    "label": t.label,
+                    "domain": t.domain,
+                    "categories": [
+                        {
+                            "id": c.category_id,
+                            "label": c.label,
+                            "description": c.description,
+                            "origin": c.origin,
+                            "keywords": c.keywords,
+                        }
+                        for c in categories
+                        if c.theme_id == t.theme_id
+                    ],
+                }
+            )
+            for t in themes
+        ],
+    )
+
+
+def get_codebook(
+    session: Session, *, principal: Principal, survey_id: str, question_id: str
+) -> CodebookPublic:
+    principal.require(*READERS)
+    return _public(session, _codebook(session, survey_id, question_id))
+
+
+def codebook_history(
+    session: Session, *, principal: Principal, survey_id: str, question_id: str
+) -> list[CodebookRevisionPublic]:
+    """Every version of the codebook, oldest first, with who changed it and when."""
+    principal.require(*EDITORS)
+    codebook = _codebook(session, survey_id, question_id)
+    revisions = session.exec(
+        select(CodebookRevision)
+        .where(CodebookRevision.codebook_id == codebook.id)
+        .order_by(col(CodebookRevision.version))
+    ).all()
+    return [
+        CodebookRevisionPublic(
+            version=r.version, changed_at=r.changed_at, changed_by=r.changed_by, themes=r.themes
+        )
+        for r in revisions
+    ]
