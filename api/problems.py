@@ -24,6 +24,7 @@ from service.errors import (
 log = logging.getLogger("hearme.errors")
 
 PROBLEM_JSON = "application/problem+json"
+FASTAPI_UNPARSEABLE_BODY = "There was an error parsing the body"
 
 STATUS_OF: dict[type[DomainError], int] = {
     NotFound: 404,
@@ -85,6 +86,26 @@ def document_problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _without_union_tags(loc: list[Any], body: Any) -> list[Any]:
+    """The path of `loc` in the body: pydantic adds the tag of a discriminated union after
+    the item's index (["questions", 0, "choice", "options"]); the body has no such step."""
+    path: list[Any] = []
+    node, after_index = body, False
+    for part in loc:
+        if after_index and isinstance(node, dict) and node.get("type") == part:
+            after_index = False
+            continue
+        path.append(part)
+        after_index = isinstance(part, int)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return path
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
@@ -96,8 +117,11 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
                 {"loc": ["body"], "msg": f"{error} at byte {position}", "type": "json_invalid"}
             )
             continue
-        if loc and loc[0] == "body":
+        if loc[:1] == ["body"] and len(loc) > 1:
             loc = loc[1:]  # contract §1 names fields by their path in the body
+            loc = _without_union_tags(loc, exc.body)
+        if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append(str(err.get("ctx", {}).get("discriminator", "type")).strip("'"))
         errors.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type")})
     return errors
 
@@ -120,6 +144,14 @@ def install(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSEABLE_BODY:
+            # FastAPI's answer to a body json cannot decode (bad UTF-8, nesting too deep).
+            error = {
+                "loc": ["body"],
+                "msg": "the body is not valid UTF-8 JSON",
+                "type": "json_invalid",
+            }
+            return problem_response(422, "the request body cannot be parsed", errors=[error])
         return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -6,9 +6,9 @@ was accepted, and one `answer` row per answered value so that SQL can aggregate
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, BeforeValidator
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -101,13 +101,23 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+def _iso_text(value: Any) -> Any:
+    """Timestamps travel as ISO 8601 text; a bare number is too easily seconds or millis."""
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 timestamp with a time zone, as text")
+    return value
+
+
+IsoTimestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
 class SubmissionIn(StrictModel):
     """The envelope of a submission; `answers` is checked against the survey's own model."""
 
     site: str
     wave: str
     answers: dict[str, Any]
-    submitted_at: AwareDatetime | None = None
+    submitted_at: IsoTimestamp | None = None
 
 
 class ResponsePublic(BaseModel):

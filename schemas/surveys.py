@@ -3,7 +3,8 @@
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import JSON, Column
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -27,7 +28,7 @@ class Wave(StrictModel):
     @model_validator(mode="after")
     def _window_in_order(self) -> Self:
         if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
-            raise ValueError("closes_at must be after opens_at")
+            _invalid_at(("closes_at",), "closes_at must be after opens_at", self.closes_at)
         return self
 
 
@@ -47,9 +48,22 @@ class _QuestionBase(StrictModel):
     required: bool = False
 
 
-def _distinct(values: list[str] | list[int], what: str) -> None:
-    if len(set(values)) != len(values):
-        raise ValueError(f"duplicate {what}")
+def _invalid_at(loc: tuple[str | int, ...], msg: str, value: object) -> None:
+    """Fail validation at `loc` below the model being validated, so that the error names
+    the offending field by its path (contract §1), not the whole object."""
+    error = PydanticCustomError("value_error", msg)
+    raise ValidationError.from_exception_data(
+        "definition", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
+
+
+def _distinct(values: list[str] | list[int], what: str, field: str, key: str) -> None:
+    """Fails at the first repeated value's own path, e.g. ("questions", 3, "id")."""
+    seen: set[object] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            _invalid_at((field, index, key), f"duplicate {what}: {value}", value)
+        seen.add(value)
 
 
 class ChoiceQuestion(_QuestionBase):
@@ -58,7 +72,7 @@ class ChoiceQuestion(_QuestionBase):
 
     @model_validator(mode="after")
     def _distinct_options(self) -> Self:
-        _distinct([o.value for o in self.options], "option values")
+        _distinct([o.value for o in self.options], "option value", "options", "value")
         return self
 
 
@@ -73,8 +87,13 @@ class LikertQuestion(_QuestionBase):
     @model_validator(mode="after")
     def _ascending_scale(self) -> Self:
         values = [p.value for p in self.scale]
-        if values != sorted(set(values)):
-            raise ValueError("scale values must be distinct integers in ascending order")
+        for index in range(1, len(values)):
+            if values[index] <= values[index - 1]:
+                _invalid_at(
+                    ("scale", index, "value"),
+                    "scale values must be distinct integers in ascending order",
+                    values[index],
+                )
         return self
 
 
@@ -87,7 +106,7 @@ class NumberQuestion(_QuestionBase):
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Self:
         if self.min is not None and self.max is not None and self.max < self.min:
-            raise ValueError("max must not be below min")
+            _invalid_at(("max",), "max must not be below min", self.max)
         return self
 
 
@@ -122,9 +141,9 @@ class SurveyDefinition(StrictModel):
 
     @model_validator(mode="after")
     def _distinct_ids(self) -> Self:
-        _distinct([s.id for s in self.sites], "site ids")
-        _distinct([w.id for w in self.waves], "wave ids")
-        _distinct([q.id for q in self.questions], "question ids")
+        _distinct([s.id for s in self.sites], "site id", "sites", "id")
+        _distinct([w.id for w in self.waves], "wave id", "waves", "id")
+        _distinct([q.id for q in self.questions], "question id", "questions", "id")
         return self
 
     def site(self, site_id: str) -> Site | None:

@@ -151,7 +151,7 @@ def import_responses(
     """Store every row or none; returns the number stored, or raises Invalid naming rows."""
     principal.require(*IMPORTERS)
     text = io.TextIOWrapper(
-        body, encoding="utf-8", newline="" if media_type == "text/csv" else None
+        body, encoding="utf-8-sig", newline="" if media_type == "text/csv" else None
     )
     rows = _csv_rows(text, compiled) if media_type == "text/csv" else _ndjson_rows(text)
     now = utcnow()

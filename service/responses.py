@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from schemas.base import utcnow
 from schemas.keys import Role
 from schemas.responses import Answer, IdempotencyRecord, Response, ResponsePublic, SubmissionIn
-from schemas.surveys import Wave
+from schemas.surveys import Survey, Wave
 from service.errors import Conflict, FieldProblem, Forbidden, Invalid, NotFound
 from service.ids import new_id
 from service.keys import Principal
@@ -234,6 +234,8 @@ def list_responses(
     cursor: str | None,
 ) -> tuple[list[Response], str | None]:
     principal.require(*RESPONSE_READERS)
+    if session.exec(select(Survey.id).where(Survey.id == survey_id)).first() is None:
+        raise NotFound(f"no survey {survey_id!r}")
     after = decode_cursor(cursor)
     query = (
         select(Response)
@@ -246,8 +248,9 @@ def list_responses(
         query = query.where(col(Response.site).in_(visible))
     if waves:
         query = query.where(col(Response.wave).in_(waves))
-    if after is not None:
-        if not isinstance(after, int):
+    if cursor is not None:
+        # a pk is a non-negative BIGINT; anything else (null, true, 1e40) is not ours
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
             raise Invalid(
                 "malformed cursor", [FieldProblem(("query", "cursor"), "malformed cursor")]
             )
