@@ -24,6 +24,7 @@ from service.errors import (
 log = logging.getLogger("hearme.errors")
 
 PROBLEM_JSON = "application/problem+json"
+FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 FASTAPI_UNPARSEABLE_BODY = "There was an error parsing the body"
 
 STATUS_OF: dict[type[DomainError], int] = {
@@ -82,7 +83,14 @@ def document_problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status.isdigit() and int(status) >= 400 and "application/json" in content:
-                    response["content"] = {PROBLEM_JSON: content["application/json"]}
+                    media = content["application/json"]
+                    if media.get("schema") == {"$ref": FASTAPI_422}:
+                        # FastAPI's own 422 shape; ours is a Problem (see validation_error).
+                        media = {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    response["content"] = {PROBLEM_JSON: media}
+    if FASTAPI_422 not in str(schema.get("paths")):
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
     return schema
 
 
