@@ -255,5 +255,25 @@ def survey(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
     return body
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int, *locs: list[str | int]) -> dict[str, Any]:
+    """`response` is a problem+json of `status`, without a stack trace; on a 422, `errors`
+    is not empty and names each of `locs` by its path. Returns the body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON
+    assert "Traceback" not in response.text
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    if status == 422:
+        named = [error["loc"] for error in body["errors"]]
+        assert named, response.text
+        for loc in locs:
+            assert loc in named, f"{loc} not among {named}"
+    return body
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

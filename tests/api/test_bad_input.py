@@ -10,9 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import submission
+from tests.conftest import PROBLEM_JSON, submission
 
-PROBLEM_JSON = "application/problem+json"
 RESPONSES = "/v1/surveys/trust/responses"
 JSON_HEADERS = {"Content-Type": "application/json"}
 BASELINE_TEXT = "Listen to the child."

@@ -16,13 +16,12 @@ from sqlalchemy import create_engine, text
 from api.app import create_app
 from service.database import Database
 from service.settings import Settings
-from tests.conftest import MakeKey, bearer, submission
+from tests.conftest import MakeKey, assert_problem, bearer, submission
 
 IMPORT = "/v1/surveys/trust/responses:import"
 RESPONSES = "/v1/surveys/trust/responses"
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
-PROBLEM_JSON = "application/problem+json"
 AT = "2015-08-02T10:00:00Z"
 CSV_HEADER = [
     "site",
@@ -98,16 +97,6 @@ def stored(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
 
 def when(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if status == 422:
-        assert body["errors"], body
-    return body
 
 
 def error_rows(body: dict[str, Any]) -> set[Any]:

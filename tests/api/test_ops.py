@@ -9,12 +9,11 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from service.settings import Settings
-from tests.conftest import bearer
+from tests.conftest import PROBLEM_JSON, bearer
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nope"
 FORM_ORIGIN = "https://forms.example.org"
 OTHER_ORIGIN = "https://elsewhere.example.com"
-PROBLEM_JSON = "application/problem+json"
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from tests.conftest import MakeKey, bearer, submission, survey_definition
+from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 
 RESPONSES = "/v1/surveys/trust/responses"
-PROBLEM_JSON = "application/problem+json"
 PUBLIC_FIELDS = {"id", "survey", "site", "wave", "received_at", "submitted_at", "answers"}
 
 
@@ -29,16 +28,6 @@ def count(db_url: str, sql: str, **params: Any) -> int:
 
 def stored_responses(db_url: str) -> int:
     return count(db_url, "SELECT count(*) FROM response")
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if status == 422:
-        assert body["errors"], body
-    return body
 
 
 @pytest.fixture

@@ -19,13 +19,12 @@ from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from service.settings import Settings
-from tests.conftest import MakeKey, bearer, submission, survey_definition
+from tests.conftest import PROBLEM_JSON, MakeKey, bearer, submission, survey_definition
 
 ROLES = ("admin", "evaluator", "coder", "submitter", "reader")
 NO_KEY = "no key"
 UNKNOWN_KEY = "unknown key"
 CALLERS = (*ROLES, NO_KEY, UNKNOWN_KEY)
-PROBLEM_JSON = "application/problem+json"
 
 # Operations and documentation: no auth (contract §8).
 OPEN_PATHS = {

@@ -9,28 +9,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import submission, survey_definition
+from tests.conftest import assert_problem, submission, survey_definition
 
-PROBLEM_JSON = "application/problem+json"
 SURVEY = "/v1/surveys/trust"
 RESPONSES = "/v1/surveys/trust/responses"
 
 Definition = dict[str, Any]
-
-
-def assert_problem(
-    response: httpx.Response, status: int, loc: list[str | int] | None = None
-) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON
-    assert "Traceback" not in response.text
-    body = response.json()
-    assert body["status"] == status
-    if status == 422:
-        named = [error["loc"] for error in body["errors"]]
-        assert named, response.text
-        if loc is not None:
-            assert loc in named, f"{loc} not among {named}"
 
 
 def assert_contains(actual: Any, expected: Any, path: str = "") -> None:

@@ -13,24 +13,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from tests.conftest import MakeKey, bearer, submission, survey_definition
+from tests.conftest import (
+    PROBLEM_JSON,
+    MakeKey,
+    assert_problem,
+    bearer,
+    submission,
+    survey_definition,
+)
 
-PROBLEM_JSON = "application/problem+json"
 RESPONSES = "/v1/surveys/trust/responses"
 ABSENT = object()
-
-
-def assert_problem(response: httpx.Response, status: int, *locs: list[str | int]) -> None:
-    """`response` is a problem+json of `status`; on a 422, `errors` names each of `locs`."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0] == PROBLEM_JSON
-    assert "Traceback" not in response.text
-    body = response.json()
-    assert body["status"] == status
-    if status == 422:
-        named = [error["loc"] for error in body["errors"]]
-        for loc in locs:
-            assert loc in named, f"{loc} not among {named}"
 
 
 def assert_loc_prefix(response: httpx.Response, prefix: list[str | int]) -> None:
