@@ -1,6 +1,7 @@
 """The `hearme` command (contract §3): another front door onto the same service layer."""
 
 import os
+import shutil
 import tempfile
 from typing import Annotated
 
@@ -27,20 +28,26 @@ Workers = Annotated[int, typer.Option(min=1, help="Server processes.")]
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    metrics_dir = None
     if workers > 1 and not settings.prometheus_multiproc_dir:
         # Workers are separate processes: prometheus_client sums them through files, and
         # reads where from its own variable, which the workers inherit.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hearme-metrics-")
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=logging_config(settings.log_level),
-        access_log=False,
-        server_header=False,
-    )
+        metrics_dir = tempfile.mkdtemp(prefix="hearme-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=logging_config(settings.log_level),
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:  # ours, made above: removed once the workers are gone
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

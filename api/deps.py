@@ -1,10 +1,16 @@
 """Dependencies: the request's session (which owns the transaction), the calling key,
 the survey named in the path."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Annotated
+from weakref import WeakKeyDictionary
 
+from anyio import Lock, Semaphore
+from anyio.lowlevel import RunVar
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.concurrency import contextmanager_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -31,11 +37,56 @@ def get_database(request: Request) -> Database:
     return database
 
 
-def get_session(request: Request) -> Iterator[Session]:
+@dataclass
+class _Turns:
+    """Where this process's requests wait for the database: in the event loop, holding
+    no worker thread and no connection."""
+
+    slots: Semaphore  # one per pooled connection
+    writer: Lock | None  # SQLite only: one write transaction at a time
+
+
+_turns: RunVar["WeakKeyDictionary[Database, _Turns]"] = RunVar("hearme_db_turns")
+
+
+def _turns_for(database: Database, pool_size: int) -> _Turns:
+    """The turns of this database in the running event loop."""
+    try:
+        by_database = _turns.get()
+    except LookupError:
+        by_database = WeakKeyDictionary()
+        _turns.set(by_database)
+    turns = by_database.get(database)
+    if turns is None:
+        writer = Lock() if database.dialect == "sqlite" else None
+        turns = by_database[database] = _Turns(Semaphore(pool_size), writer)
+    return turns
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """Commit when the route returns, roll back if it raises: a request is all or nothing,
-    and the commit happens before the response is sent (so a 2xx is durable)."""
+    and the commit happens before the response is sent (so a 2xx is durable). The session
+    is opened, committed and closed in worker threads, as for a sync dependency.
+
+    A request's dependencies and route each take a worker thread in turn, and hold the
+    session's connection in between. Were requests to wait for a connection inside a
+    thread, with more requests in flight than connections, the waiters could take every
+    thread while the holders need one to finish: all stall until the pool times out
+    (500s). So requests first wait here, FIFO, for a slot (at most `db_pool_size`
+    sessions, so a checkout never waits and no overflow connection is opened and closed
+    per request), and on SQLite, writers also for their turn: a write transaction holds
+    the database's one write lock from its first statement (BEGIN IMMEDIATE) to its
+    commit, and writers queued here are handed it at once rather than found by SQLite's
+    sleeping busy handler. Other processes are still kept out by SQLite's own lock.
+    """
     database = get_database(request)
-    with database.session(write=request.method not in READ_METHODS) as session:
+    write = request.method not in READ_METHODS
+    turns = _turns_for(database, get_settings(request).db_pool_size)
+    async with (
+        turns.writer if write and turns.writer is not None else nullcontext(),
+        turns.slots,
+        contextmanager_in_threadpool(database.session(write=write)) as session,
+    ):
         yield session
 
 

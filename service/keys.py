@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -78,10 +79,15 @@ def free_key_name(session: Session, *, prefix: str) -> str:
     return next(n for i in range(1, len(taken) + 2) if (n := f"{prefix}-{i}") not in taken)
 
 
+# Built once: runs on every request, and a reused statement skips construction and keeps
+# its cache key.
+_KEY_BY_HASH = select(ApiKey).where(col(ApiKey.key_hash) == bindparam("key_hash"))
+
+
 def authenticate(session: Session, *, token: str | None) -> Principal:
     if not token:
         raise Unauthenticated("missing bearer token")
-    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_token(token))).first()
+    key = session.exec(_KEY_BY_HASH, params={"key_hash": hash_token(token)}).first()
     if key is None or key.revoked_at is not None or key.id is None:
         raise Unauthenticated("unknown or revoked key")
     sites = frozenset(key.sites) if key.sites is not None else None

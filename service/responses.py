@@ -93,6 +93,14 @@ def answer_rows(
             yield {**base, "text": value}
 
 
+# Built once: reused statements skip construction and keep their cache keys.
+_RESPONSE_TABLE = Response.__table__  # type: ignore[attr-defined]
+_INSERT_RESPONSE = insert(_RESPONSE_TABLE).returning(
+    _RESPONSE_TABLE.c.pk, sort_by_parameter_order=True
+)
+_INSERT_ANSWERS = insert(Answer.__table__)  # type: ignore[attr-defined]
+
+
 def store_responses(
     session: Session,
     compiled: CompiledSurvey,
@@ -103,7 +111,6 @@ def store_responses(
 ) -> list[tuple[int, dict[str, Any]]]:
     """Insert validated submissions and their answer rows in two statements; returns each
     stored row's primary key and values."""
-    table = Response.__table__  # type: ignore[attr-defined]
     values: list[dict[str, Any]] = [
         {
             "id": new_id(),
@@ -117,11 +124,7 @@ def store_responses(
         }
         for data, answers in items
     ]
-    keys = (
-        session.execute(insert(table).returning(table.c.pk, sort_by_parameter_order=True), values)
-        .scalars()
-        .all()
-    )
+    keys = session.execute(_INSERT_RESPONSE, values).scalars().all()
     rows = [
         row
         for pk, value in zip(keys, values, strict=True)
@@ -134,7 +137,7 @@ def store_responses(
         )
     ]
     if rows:
-        session.execute(insert(Answer.__table__), rows)  # type: ignore[attr-defined]
+        session.execute(_INSERT_ANSWERS, rows)
     return list(zip(keys, values, strict=True))
 
 

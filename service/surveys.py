@@ -1,5 +1,6 @@
 """Survey definitions: create, change (never so as to invalidate stored responses), read."""
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from schemas.base import utcnow
@@ -108,6 +109,11 @@ def list_surveys(
     return rows[:limit], next_cursor
 
 
+# Built once (the hot path of every submission): see load_compiled.
+_VERSION = select(Survey.version, Survey.created_at).where(col(Survey.id) == bindparam("survey_id"))
+_VERSION_FOR_WRITE = _VERSION.with_for_update(read=True, key_share=True)
+
+
 def load_compiled(session: Session, *, survey_id: str, for_write: bool = False) -> CompiledSurvey:
     """The compiled survey, from this process's cache when its version is current.
 
@@ -117,10 +123,8 @@ def load_compiled(session: Session, *, survey_id: str, for_write: bool = False) 
     against the old version, and later submissions see the new one. SQLite writers are
     serialised already.
     """
-    query = select(Survey.version, Survey.created_at).where(Survey.id == survey_id)
-    if for_write:
-        query = query.with_for_update(read=True, key_share=True)
-    row = session.exec(query).first()
+    query = _VERSION_FOR_WRITE if for_write else _VERSION
+    row = session.exec(query, params={"survey_id": survey_id}).first()
     if row is None:
         raise NotFound(f"no survey {survey_id!r}")
     version, created_at = row
