@@ -2,7 +2,7 @@
 the survey named in the path."""
 
 from collections.abc import AsyncIterator
-from contextlib import nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated
 from weakref import WeakKeyDictionary
@@ -63,28 +63,35 @@ def _turns_for(database: Database, pool_size: int) -> _Turns:
     return turns
 
 
+@asynccontextmanager
+async def database_turn(request: Request, *, write: bool) -> AsyncIterator[None]:
+    """Wait, in the event loop, for this request's turn at the database.
+
+    A request holding a connection may still need worker threads to finish (its
+    dependencies and route each take one in turn). Were requests to wait for a connection
+    inside a thread, with more requests in flight than connections, the waiters could take
+    every thread while the holders need one: all stall until the pool times out (500s).
+    So requests first wait here, FIFO, for a slot (at most `db_pool_size` at once, so a
+    checkout never waits and no overflow connection is opened and closed per request),
+    and on SQLite, writers also for their turn: a write transaction holds the database's
+    one write lock from its first statement (BEGIN IMMEDIATE) to its commit, and writers
+    queued here are handed it at once rather than found by SQLite's sleeping busy
+    handler. Other processes are still kept out by SQLite's own lock.
+    """
+    turns = _turns_for(get_database(request), get_settings(request).db_pool_size)
+    async with turns.writer if write and turns.writer is not None else nullcontext(), turns.slots:
+        yield
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """Commit when the route returns, roll back if it raises: a request is all or nothing,
     and the commit happens before the response is sent (so a 2xx is durable). The session
-    is opened, committed and closed in worker threads, as for a sync dependency.
-
-    A request's dependencies and route each take a worker thread in turn, and hold the
-    session's connection in between. Were requests to wait for a connection inside a
-    thread, with more requests in flight than connections, the waiters could take every
-    thread while the holders need one to finish: all stall until the pool times out
-    (500s). So requests first wait here, FIFO, for a slot (at most `db_pool_size`
-    sessions, so a checkout never waits and no overflow connection is opened and closed
-    per request), and on SQLite, writers also for their turn: a write transaction holds
-    the database's one write lock from its first statement (BEGIN IMMEDIATE) to its
-    commit, and writers queued here are handed it at once rather than found by SQLite's
-    sleeping busy handler. Other processes are still kept out by SQLite's own lock.
-    """
+    is opened, committed and closed in worker threads, as for a sync dependency, once the
+    request has its turn (`database_turn`)."""
     database = get_database(request)
     write = request.method not in READ_METHODS
-    turns = _turns_for(database, get_settings(request).db_pool_size)
     async with (
-        turns.writer if write and turns.writer is not None else nullcontext(),
-        turns.slots,
+        database_turn(request, write=write),
         contextmanager_in_threadpool(database.session(write=write)) as session,
     ):
         yield session
@@ -129,6 +136,26 @@ def get_compiled_survey(
 
 
 CompiledSurveyDep = Annotated[CompiledSurvey, Depends(get_compiled_survey)]
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """The calling key and the survey of the path, for a submission."""
+
+    principal: Principal
+    compiled: CompiledSurvey
+
+
+def get_submitter(request: Request, credentials: Credentials, survey: SurveyId) -> Submitter:
+    """Authenticate, then find the survey, in a short read transaction of its own (401,
+    then 404, before the body's 422, as on other routes), so that the submission's write
+    transaction runs start to finish in one worker thread (`api.responses`)."""
+    with get_database(request).session(write=False) as session:
+        principal = _authenticate(request, session, credentials)
+        return Submitter(principal, load_compiled(session, survey_id=survey))
+
+
+SubmitterDep = Annotated[Submitter, Depends(get_submitter)]
 
 
 async def require_json(request: Request) -> None:

@@ -8,11 +8,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import (
-    CompiledSurveyDep,
     PrincipalDep,
     SessionDep,
     StreamingPrincipalDep,
+    SubmitterDep,
     SurveyId,
+    database_turn,
     get_database,
     get_settings,
     require_json,
@@ -50,17 +51,25 @@ SPOOL_IN_MEMORY = 8 * 1024 * 1024
         **problem_responses(409, 413, 415, 422),
     },
 )
-def submit_response(
-    compiled: CompiledSurveyDep,
+async def submit_response(
+    request: Request,
+    submitter: SubmitterDep,
     data: SubmissionIn,
-    session: SessionDep,
-    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ResponsePublic | JSONResponse:
     """Submit one response (submitter of the site, or admin)."""
-    stored, created = responses.submit(
-        session, compiled, principal=principal, data=data, idempotency_key=idempotency_key
-    )
+    # The hot path: the write transaction runs whole in one worker thread once this
+    # request has its turn, rather than open across the hops of several sync
+    # dependencies (on SQLite, writers queue for that stretch alone).
+    async with database_turn(request, write=True):
+        stored, created = await run_in_threadpool(
+            responses.submit_in_transaction,
+            get_database(request),
+            survey_id=submitter.compiled.definition.id,
+            principal=submitter.principal,
+            data=data,
+            idempotency_key=idempotency_key,
+        )
     if created:
         return stored
     return JSONResponse(stored.model_dump(mode="json"), status_code=200)

@@ -1,11 +1,15 @@
 """Real `hearme serve` processes over loopback, each on a fresh database.
 
-`start_server(engine, workers=...)` (fixture) migrates and serves a new database of the
-given engine on a free port of 127.0.0.1 and waits until every worker has started.
-Servers run in their own session (process group) so that a test can SIGKILL the
-supervisor and its workers together; every server still running is stopped (SIGTERM,
-then SIGKILL) when the test ends, and each server's stdout and stderr go to files kept
-in the test's tmp_path for debugging.
+`fresh_database(engine)` gives the URL of a new database ('sqlite': a file in the
+test's tmp_path; 'postgresql': a new database, dropped after the test);
+`start_server(url, workers=...)` migrates and serves it on a free port of 127.0.0.1 and
+waits until every worker has started. Keys come from `hearme keys create` against the
+same URL (`Server.create_key`). Every test here is marked `server`.
+
+Servers run in their own session (process group), so that a test can SIGKILL the
+supervisor and its workers together. Every server still running is stopped (SIGTERM,
+then SIGKILL) when the test ends; each server's stdout and stderr go to files kept in
+the test's tmp_path for debugging.
 """
 
 import contextlib
