@@ -5,8 +5,10 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import schemas.codebooks
+import schemas.codings
 import schemas.keys
 import schemas.responses
+import schemas.stats
 import schemas.surveys  # noqa: F401  (registers the tables on the metadata)
 
 config = context.config

@@ -9,7 +9,19 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-from api import codebooks, keys, ops, problems, responses, surveys
+from api import (
+    agreement,
+    codebooks,
+    codings,
+    keys,
+    ops,
+    problems,
+    refi,
+    responses,
+    stats,
+    suggestions,
+    surveys,
+)
 from api.middleware import RequestContext
 from service.database import Database
 from service.settings import Settings, get_settings
@@ -43,7 +55,19 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     problems.install(app)
-    for module in (surveys, responses, codebooks, keys, ops):
+    routers = (
+        surveys,
+        responses,
+        stats,
+        codebooks,
+        codings,
+        suggestions,
+        agreement,
+        refi,
+        keys,
+        ops,
+    )
+    for module in routers:
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

@@ -15,6 +15,7 @@ from service.demo import load_demo
 from service.errors import DomainError
 from service.keys import create_key, free_key_name
 from service.settings import Settings
+from service.surveys import recount_stale_surveys
 
 app = typer.Typer(help="hearme: survey backend for multi-site evaluations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -50,18 +51,30 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def _migrate(settings: Settings) -> None:
+    """Alembic to head, then recount the statistics cells of surveys stored without them."""
+    upgrade(settings)
+    database = Database(settings)
+    try:
+        with database.session(write=True) as session:
+            for survey_id in recount_stale_surveys(session):
+                typer.echo(f"recounted the statistics of survey {survey_id!r}")
+    finally:
+        database.dispose()
+
+
 @app.command()
 def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> None:
     """Migrate the database to head, then serve."""
     settings = Settings()
-    upgrade(settings)
+    _migrate(settings)
     _serve(settings, host, port, workers)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to head (Alembic)."""
-    upgrade(Settings())
+    _migrate(Settings())
     typer.echo("database at head")
 
 
@@ -92,7 +105,7 @@ def keys_create(
 def demo(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> None:
     """Load the seed study and its synthetic data set, print an admin key, then serve."""
     settings = Settings()
-    upgrade(settings)
+    _migrate(settings)
     database = Database(settings)
     try:
         with database.session() as session:

@@ -15,8 +15,10 @@ from schemas.codebooks import (
     ThemeIn,
 )
 from schemas.keys import Role
-from service.errors import NotFound, invalid_field
+from service.coding.codings import categories_in_use
+from service.errors import Conflict, NotFound, invalid_field
 from service.keys import Principal
+from service.stats import cells
 from service.validation import CompiledSurvey
 
 EDITORS = (Role.evaluator, Role.admin)
@@ -31,6 +33,22 @@ def _check_question(compiled: CompiledSurvey, question_id: str, data: CodebookIn
         raise invalid_field(("question",), f"question {question_id!r} is not a text question")
     if data.question is not None and data.question != question_id:
         raise invalid_field(("question",), "the body's question differs from the path's")
+
+
+def _refuse_orphaning(session: Session, codebook: Codebook, data: CodebookIn) -> None:
+    """Removing a category that a coding or consensus holds would orphan it: 409."""
+    kept = {c.id for t in data.themes for c in t.categories}
+    old = session.exec(
+        select(CodebookCategory.category_id).where(CodebookCategory.codebook_id == codebook.id)
+    ).all()
+    in_use = categories_in_use(
+        session,
+        survey_id=codebook.survey_id,
+        question_id=codebook.question_id,
+        categories=set(old) - kept,
+    )
+    if in_use:
+        raise Conflict(f"categories still used by codings: {', '.join(in_use)}")
 
 
 def put_codebook(
@@ -50,9 +68,17 @@ def put_codebook(
         .where(Codebook.survey_id == survey_id, Codebook.question_id == question_id)
         .with_for_update()
     ).first()
+    themes_before: dict[str, str] = {}
     if codebook is None:
         codebook = Codebook(survey_id=survey_id, question_id=question_id, updated_by=principal.name)
     else:
+        _refuse_orphaning(session, codebook, data)
+        rows = session.exec(
+            select(CodebookCategory.category_id, CodebookCategory.theme_id).where(
+                CodebookCategory.codebook_id == codebook.id
+            )
+        )
+        themes_before = {category: theme for category, theme in rows}
         codebook.version += 1
         codebook.updated_at = utcnow()
         codebook.updated_by = principal.name
@@ -98,7 +124,15 @@ def put_codebook(
         )
     )
     session.flush()
+    themes_after = {c.id: t.id for t in data.themes for c in t.categories}
+    if any(themes_after.get(c, t) != t for c, t in themes_before.items()):
+        cells.rebuild_themes(session, compiled, question_id=question_id)
     return _public(session, codebook)
+
+
+def codebook_of(session: Session, *, survey_id: str, question_id: str) -> CodebookPublic:
+    """A question's codebook for internal use (theme statistics), without a role check."""
+    return _public(session, _codebook(session, survey_id, question_id))
 
 
 def _codebook(session: Session, survey_id: str, question_id: str) -> Codebook:

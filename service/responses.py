@@ -1,7 +1,6 @@
 """Submissions (contract §5): validate, store once (idempotently), read back, erase."""
 
 import hashlib
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -14,11 +13,15 @@ from schemas.base import utcnow
 from schemas.keys import Role
 from schemas.responses import Answer, IdempotencyRecord, Response, ResponsePublic, SubmissionIn
 from schemas.surveys import Survey, Wave
+from service.answers import answer_rows
+from service.coding.codings import forget_response
 from service.database import Database
 from service.errors import Conflict, FieldProblem, Forbidden, Invalid, NotFound
 from service.ids import new_id
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
+from service.stats import cells
+from service.stats.cells import ANSWER_SOURCES
 from service.surveys import load_compiled
 from service.validation import CompiledSurvey
 
@@ -63,36 +66,6 @@ def check_submission(
         raise Forbidden(f"this key may not submit for site {data.site!r}")
     answers, answer_problems = compiled.validate_answers(data.answers)
     return answers, problems + answer_problems
-
-
-def answer_rows(
-    compiled: CompiledSurvey, *, response_pk: int, site: str, wave: str, answers: dict[str, Any]
-) -> Iterable[dict[str, Any]]:
-    """The aggregable rows of one response: one per answered value (§5 storage)."""
-    survey_id = compiled.definition.id
-    for qid, value in answers.items():
-        kind = compiled.questions[qid].type
-        base = {
-            "response_pk": response_pk,
-            "survey_id": survey_id,
-            "question_id": qid,
-            "site": site,
-            "wave": wave,
-            "option": None,
-            "number": None,
-            "text": None,
-        }
-        if kind == "multi_choice":
-            for option in value:
-                yield {**base, "option": option}
-        elif kind == "choice":
-            yield {**base, "option": value}
-        elif kind == "boolean":
-            yield {**base, "option": "true" if value else "false"}
-        elif kind in ("likert", "number"):
-            yield {**base, "number": value}
-        else:
-            yield {**base, "text": value}
 
 
 # Built once: reused statements skip construction and keep their cache keys.
@@ -140,6 +113,7 @@ def store_responses(
     ]
     if rows:
         session.execute(_INSERT_ANSWERS, rows)
+    cells.apply(session, compiled, sign=1, response_pks=list(keys), sources=ANSWER_SOURCES)
     return list(zip(keys, values, strict=True))
 
 
@@ -290,9 +264,13 @@ def list_responses(
 def erase_response(
     session: Session, *, principal: Principal, survey_id: str, response_id: str
 ) -> None:
-    """Erase a response with everything derived from it (answers, later codings)."""
+    """Erase a response with everything derived from it (answers, codings, outcomes)."""
     principal.require(Role.admin)
     response = session.exec(select(Response).where(Response.id == response_id)).first()
     response = _visible(principal, response, survey_id)
+    forget_response(session, response=response)
+    compiled = load_compiled(session, survey_id=survey_id)
+    assert response.pk is not None
+    cells.apply(session, compiled, sign=-1, response_pks=[response.pk], sources=ANSWER_SOURCES)
     session.execute(delete(Answer).where(col(Answer.response_pk) == response.pk))
     session.execute(delete(Response).where(col(Response.pk) == response.pk))

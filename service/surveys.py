@@ -7,9 +7,11 @@ from schemas.base import utcnow
 from schemas.keys import Role
 from schemas.responses import Response
 from schemas.surveys import Survey, SurveyDefinition, SurveyPublic
+from service.answers import rewrite_answer_rows
 from service.errors import Conflict, NotFound
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
+from service.stats import cells
 from service.validation import CompiledCache, CompiledSurvey, compile_survey
 
 READERS_OF_DEFINITIONS = (Role.admin, Role.evaluator, Role.coder, Role.submitter)
@@ -46,8 +48,10 @@ def replace_survey(
     if data.id != survey_id:
         raise Conflict("a survey's id cannot change")
     survey = get_survey_row(session, survey_id=survey_id, for_update=True)
+    before = load_compiled(session, survey_id=survey_id)
     compiled = compile_survey(data, survey.version + 1)
     _check_stored_responses(session, survey_id=survey_id, compiled=compiled)
+    _recount_if_moved(session, before=before, after=compiled)
     survey.title = data.title
     survey.definition = data.model_dump(mode="json")
     survey.version += 1
@@ -55,6 +59,21 @@ def replace_survey(
     session.add(survey)
     session.flush()
     return survey
+
+
+def _recount_if_moved(session: Session, *, before: CompiledSurvey, after: CompiledSurvey) -> None:
+    """A question that changed type stores its answers in other columns and counts in
+    other cells: derive both again, so statistics follow the definition in force."""
+    if cells.signature(before) == cells.signature(after):
+        return
+    retyped = [
+        qid
+        for qid, question in after.questions.items()
+        if qid in before.questions and before.questions[qid].type != question.type
+    ]
+    if retyped:
+        rewrite_answer_rows(session, after, question_ids=retyped)
+    cells.rebuild(session, after)
 
 
 def _check_stored_responses(session: Session, *, survey_id: str, compiled: CompiledSurvey) -> None:
@@ -136,3 +155,17 @@ def load_compiled(session: Session, *, survey_id: str, for_write: bool = False) 
         )
         _compiled.put(compiled, survey.created_at)
     return compiled
+
+
+def recount_stale_surveys(session: Session) -> list[str]:
+    """Rebuild the cells of every survey whose cells do not count its stored responses:
+    responses stored before the cells existed (migration 0003), or restored from a
+    backup of the response tables alone. Run at start-up, after migrating."""
+    stale = []
+    for survey_id in session.exec(select(Survey.id)).all():
+        if cells.counted_responses(session, survey_id=survey_id) != cells.stored_responses(
+            session, survey_id=survey_id
+        ):
+            cells.rebuild(session, load_compiled(session, survey_id=survey_id))
+            stale.append(survey_id)
+    return stale

@@ -17,8 +17,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import schemas.codebooks
+import schemas.codings
 import schemas.keys
 import schemas.responses
+import schemas.stats
 import schemas.surveys  # noqa: F401  (the tables to empty)
 from api.app import create_app
 from schemas.keys import KeyCreate, Role
@@ -254,6 +256,28 @@ def survey(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     return body
 
+
+CODEBOOK_THEMES: list[dict[str, Any]] = [
+    {
+        "id": "relationship",
+        "label": "Relationship-based practice",
+        "domain": "being",
+        "categories": [
+            {"id": "rapport", "label": "Building rapport", "keywords": ["rapport"]},
+            {"id": "time", "label": "Spending time", "keywords": ["time"]},
+        ],
+    },
+    {
+        "id": "child_centred",
+        "label": "Child-centred practice",
+        "domain": "doing",
+        "categories": [
+            {"id": "listening", "label": "Listening", "keywords": ["listen"]},
+            {"id": "honest", "label": "Being honest", "origin": "inductive"},
+        ],
+    },
+]
+"""A small two-theme codebook for the `trust_actions` question of `survey_definition`."""
 
 PROBLEM_JSON = "application/problem+json"
 

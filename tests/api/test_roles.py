@@ -112,6 +112,39 @@ CODEBOOK: dict[str, Any] = {
 }
 
 
+def coded_answer(w: World) -> str:
+    """The codings path of a fresh answer to `trust_actions`, whose codebook exists."""
+    w.codebook()
+    created = w.client.post(
+        "/v1/surveys/trust/responses",
+        json=submission(trust_actions="Listen to them."),
+        headers=w.admin,
+    )
+    assert created.status_code == 201, created.text
+    return f"/v1/surveys/trust/responses/{created.json()['id']}/codings/trust_actions"
+
+
+def resolved_answer(w: World) -> str:
+    """The consensus path of a fresh answer that has a consensus."""
+    path = coded_answer(w) + "/consensus"
+    put = w.client.put(path, json={"categories": ["rapport"]}, headers=w.admin)
+    assert put.status_code == 200, put.text
+    return path
+
+
+def exported_qdc(w: World) -> Call:
+    """An import of the codebook's own `.qdc` export."""
+    path = w.codebook()
+    exported = w.client.get(path + "/export.qdc", headers=w.admin)
+    assert exported.status_code == 200, exported.text
+    return Call(
+        "POST",
+        path + "/import.qdc",
+        content=exported.content,
+        headers={"Content-Type": "application/xml"},
+    )
+
+
 def _ndjson_row() -> bytes:
     return (
         b'{"site": "site-1", "wave": "midway", "submitted_at": "2015-08-02T10:00:00Z",'
@@ -135,6 +168,9 @@ ALL_BUT_READER = {"admin", "evaluator", "coder", "submitter"}
 RESPONSES = "/v1/surveys/{survey}/responses"
 ONE_RESPONSE = "/v1/surveys/{survey}/responses/{response_id}"
 CODEBOOK_PATH = "/v1/surveys/{survey}/codebooks/{question}"
+CODINGS_PATH = "/v1/surveys/{survey}/responses/{response_id}/codings/{question}"
+STATS = "/v1/surveys/{survey}/stats"
+STAT_READERS = {"admin", "evaluator", "reader"}
 
 RULES: dict[Endpoint, Rule] = {
     ("POST", "/v1/surveys"): rule(
@@ -191,6 +227,68 @@ RULES: dict[Endpoint, Rule] = {
     ),
     ("GET", CODEBOOK_PATH + "/history"): rule(
         {"admin", "evaluator"}, 200, lambda w: Call("GET", w.codebook() + "/history")
+    ),
+    ("PUT", CODINGS_PATH): rule(
+        {"admin", "evaluator", "coder"},
+        200,
+        lambda w: Call("PUT", coded_answer(w), json={"categories": ["rapport"]}),
+    ),
+    ("GET", CODINGS_PATH): rule(
+        {"admin", "evaluator", "coder"}, 200, lambda w: Call("GET", coded_answer(w))
+    ),
+    ("GET", CODINGS_PATH + "/suggestions"): rule(
+        {"admin", "evaluator", "coder"},
+        200,
+        lambda w: Call("GET", coded_answer(w) + "/suggestions"),
+    ),
+    ("PUT", CODINGS_PATH + "/consensus"): rule(
+        {"admin", "evaluator"},
+        200,
+        lambda w: Call("PUT", coded_answer(w) + "/consensus", json={"categories": ["rapport"]}),
+    ),
+    ("DELETE", CODINGS_PATH + "/consensus"): rule(
+        {"admin", "evaluator"}, 204, lambda w: Call("DELETE", resolved_answer(w))
+    ),
+    ("GET", CODEBOOK_PATH + "/queue"): rule(
+        {"admin", "evaluator", "coder"}, 200, lambda w: Call("GET", w.codebook() + "/queue")
+    ),
+    ("GET", CODEBOOK_PATH + "/agreement"): rule(
+        {"admin", "evaluator"},
+        200,
+        lambda w: Call("GET", w.codebook() + "/agreement?coders=coder-a,coder-b"),
+    ),
+    ("GET", CODEBOOK_PATH + "/discrepancies"): rule(
+        {"admin", "evaluator"},
+        200,
+        lambda w: Call("GET", w.codebook() + "/discrepancies?coders=coder-a,coder-b"),
+    ),
+    ("GET", CODEBOOK_PATH + "/export.qdc"): rule(
+        {"admin", "evaluator", "coder"}, 200, lambda w: Call("GET", w.codebook() + "/export.qdc")
+    ),
+    ("POST", CODEBOOK_PATH + "/import.qdc"): rule({"admin", "evaluator"}, 200, exported_qdc),
+    ("GET", CODEBOOK_PATH + "/export.qdpx"): rule(
+        {"admin", "evaluator"}, 200, lambda w: Call("GET", w.codebook() + "/export.qdpx")
+    ),
+    ("GET", STATS + "/composition/{question}"): rule(
+        STAT_READERS, 200, lambda w: Call("GET", "/v1/surveys/trust/stats/composition/role")
+    ),
+    ("GET", STATS + "/likert/{question}"): rule(
+        STAT_READERS,
+        200,
+        lambda w: Call("GET", "/v1/surveys/trust/stats/likert/trust_confidence?by=site"),
+    ),
+    ("GET", STATS + "/likert/{question}/compare"): rule(
+        STAT_READERS,
+        200,
+        lambda w: Call(
+            "GET",
+            "/v1/surveys/trust/stats/likert/trust_confidence/compare?wave=midway&wave=final",
+        ),
+    ),
+    ("GET", STATS + "/themes/{question}"): rule(
+        STAT_READERS,
+        200,
+        lambda w: Call("GET", w.codebook().replace("codebooks", "stats/themes") + "?format=csv"),
     ),
     ("POST", "/v1/keys"): rule(
         {"admin"},

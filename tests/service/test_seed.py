@@ -299,7 +299,7 @@ def test_codebook_categories_are_well_formed(codebook: dict[str, Any]) -> None:
         assert c["origin"] in {"deductive", "inductive"}
         assert isinstance(c["description"], str)
         assert c["description"].endswith(".")
-        assert 2 <= len(c["keywords"]) <= 5
+        assert 2 <= len(c["keywords"]) <= 8
         for keyword in c["keywords"]:
             assert keyword == keyword.lower()
             assert keyword.strip() == keyword

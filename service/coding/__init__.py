@@ -1,0 +1,1 @@
+"""Coding text answers against a codebook (contract §6): codings, consensus, outcomes."""

@@ -1,0 +1,214 @@
+"""Keeping the summary cells (`schemas.stats.StatCell`) exact.
+
+Every change to what statistics count goes through `apply`, which derives the cells of
+the affected responses from the stored rows with one SQL statement and adds them (or,
+with sign -1, takes them away) by upsert. Because the same statement serves
+submissions, imports, erasures, coding changes and full rebuilds, the cells are by
+construction what a GROUP BY over the rows would give; a test holds them to that after
+concurrent writes.
+
+Upserts run in key order, so two PostgreSQL transactions touching the same cells lock
+them in the same order and cannot deadlock; SQLite serialises writers anyway.
+"""
+
+from collections.abc import Collection, Iterable
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BindParameter, String, bindparam, delete, func, select, text
+from sqlmodel import Session, col
+
+from schemas.responses import Response
+from schemas.stats import StatCell
+from service.validation import CompiledSurvey
+
+# The value of a single-valued answer as the cells spell it: the option ('true'/'false'
+# for booleans), or the likert integer as text.
+VALUE = "COALESCE(a.option, CAST(CAST(a.number AS INTEGER) AS VARCHAR(20)))"
+
+SINGLE = ("choice", "boolean", "likert")  # exclusive answers: may filter and group
+MULTI = ("multi_choice",)
+TEXT = ("text",)
+
+ANSWERED = ""  # the value that counts responses which answered a multi-choice or text question
+
+
+class Source(StrEnum):
+    """What a call to `apply` counts."""
+
+    answers = "answers"  # responses, their answers and answered markers
+    statuses = "statuses"  # 's:<status>' of coded text answers
+    categories = "categories"  # 'c:<category>' of effective sets
+    themes = "themes"  # 't:<theme>' of effective sets, once per response and theme
+
+
+ALL_SOURCES = frozenset(Source)
+ANSWER_SOURCES = frozenset({Source.answers})
+CODED_SOURCES = frozenset({Source.statuses, Source.categories, Source.themes})
+
+
+def questions_of(compiled: CompiledSurvey, kinds: Iterable[str]) -> list[str]:
+    kinds = tuple(kinds)
+    return [q.id for q in compiled.definition.questions if q.type in kinds]
+
+
+def signature(compiled: CompiledSurvey) -> tuple[tuple[str, str], ...]:
+    """What the cells of a survey depend on in its definition; options and labels aside."""
+    return tuple(
+        (q.id, q.type) for q in compiled.definition.questions if q.type in SINGLE + MULTI + TEXT
+    )
+
+
+def _values_sql(sources: Collection[Source], *, restricted: bool) -> str:
+    """A SELECT of (response_pk, site, wave, q, v): every counted value of the survey's
+    responses (bind :survey, and :valued, :marked, :coded, :pks as `sources` need)."""
+    pks = " AND {alias}.response_pk IN :pks" if restricted else ""
+    vals: list[str] = []
+    if Source.answers in sources:
+        vals.append(
+            f"SELECT a.response_pk, a.site, a.wave, a.question_id AS q, {VALUE} AS v FROM answer a"
+            " WHERE a.survey_id = :survey AND a.question_id IN :valued" + pks.format(alias="a")
+        )
+        vals.append(
+            "SELECT DISTINCT a.response_pk, a.site, a.wave, a.question_id AS q, '' AS v"
+            " FROM answer a"
+            " WHERE a.survey_id = :survey AND a.question_id IN :marked" + pks.format(alias="a")
+        )
+    if Source.statuses in sources:
+        vals.append(
+            "SELECT o.response_pk, o.site, o.wave, o.question_id AS q, 's:' || o.status AS v"
+            " FROM coding_outcome o WHERE o.survey_id = :survey AND o.question_id IN :coded"
+            + pks.format(alias="o")
+        )
+    if Source.categories in sources:
+        vals.append(
+            "SELECT e.response_pk, e.site, e.wave, e.question_id AS q, 'c:' || e.category_id AS v"
+            " FROM effective_category e WHERE e.survey_id = :survey AND e.question_id IN :coded"
+            + pks.format(alias="e")
+        )
+    if Source.themes in sources:
+        vals.append(
+            "SELECT DISTINCT e.response_pk, e.site, e.wave, e.question_id AS q,"
+            " 't:' || k.theme_id AS v"
+            " FROM effective_category e"
+            " JOIN codebook b ON b.survey_id = e.survey_id AND b.question_id = e.question_id"
+            " JOIN codebook_category k ON k.codebook_id = b.id AND k.category_id = e.category_id"
+            " WHERE e.survey_id = :survey AND e.question_id IN :coded" + pks.format(alias="e")
+        )
+    return " UNION ALL ".join(vals)
+
+
+def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
+    pks = " AND {alias}.response_pk IN :pks" if restricted else ""
+    responses = ""
+    if Source.answers in sources:
+        responses = (
+            " UNION ALL SELECT '', '', '', '', r.site, r.wave FROM response r"
+            " WHERE r.survey_id = :survey" + (" AND r.pk IN :pks" if restricted else "")
+        )
+    sql = (
+        "WITH vals AS (" + _values_sql(sources, restricted=restricted) + "),"
+        " dims AS (SELECT a.response_pk, a.question_id AS f, " + VALUE + " AS fv FROM answer a"
+        " WHERE a.survey_id = :survey AND a.question_id IN :single" + pks.format(alias="a") + "),"
+        " cells AS (SELECT q, v, '' AS bq, '' AS bv, site, wave FROM vals"
+        " UNION ALL SELECT vals.q, vals.v, dims.f, dims.fv, vals.site, vals.wave"
+        " FROM vals JOIN dims ON dims.response_pk = vals.response_pk AND dims.f <> vals.q"
+        + responses
+        + ")"
+        " INSERT INTO stat_cell"
+        " (survey_id, question_id, value, by_question, by_value, site, wave, n)"
+        " SELECT :survey, q, v, bq, bv, site, wave, :sign * COUNT(*) FROM cells WHERE 1 = 1"
+        " GROUP BY q, v, bq, bv, site, wave ORDER BY q, bq, bv, site, wave, v"
+        " ON CONFLICT (survey_id, question_id, by_question, by_value, site, wave, value)"
+        " DO UPDATE SET n = stat_cell.n + excluded.n"
+    )
+    names = ["single"]
+    if Source.answers in sources:
+        names += ["valued", "marked"]
+    params: list[BindParameter[Any]] = [
+        bindparam(name, expanding=True, type_=String()) for name in names
+    ]
+    if sources & CODED_SOURCES:
+        params.append(bindparam("coded", expanding=True, type_=String()))
+    if restricted:
+        params.append(bindparam("pks", expanding=True))
+    return text(sql).bindparams(*params)
+
+
+_STATEMENTS: dict[tuple[frozenset[Source], bool], Any] = {}
+
+
+def apply(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    sign: int,
+    response_pks: list[int] | None,
+    sources: Collection[Source] = ALL_SOURCES,
+    coded_questions: list[str] | None = None,
+) -> None:
+    """Add (sign 1) or take away (sign -1) the cells of these responses (None: all of the
+    survey's), counting what `sources` name. Run it after rows are stored and before
+    they are deleted."""
+    key = (frozenset(sources), response_pks is not None)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = _statement(key[0], restricted=key[1])
+    params: dict[str, Any] = {
+        "survey": compiled.definition.id,
+        "sign": sign,
+        "valued": questions_of(compiled, SINGLE + MULTI),
+        "marked": questions_of(compiled, MULTI + TEXT),
+        "single": questions_of(compiled, SINGLE),
+    }
+    if key[0] & CODED_SOURCES:
+        params["coded"] = (
+            coded_questions if coded_questions is not None else questions_of(compiled, TEXT)
+        )
+    if response_pks is not None:
+        params["pks"] = response_pks
+    session.execute(statement, params)
+
+
+def rebuild(session: Session, compiled: CompiledSurvey) -> None:
+    """Count a survey's cells afresh (after a definition change that moves them)."""
+    session.execute(delete(StatCell).where(col(StatCell.survey_id) == compiled.definition.id))
+    apply(session, compiled, sign=1, response_pks=None)
+
+
+def rebuild_themes(session: Session, compiled: CompiledSurvey, *, question_id: str) -> None:
+    """Recount the theme cells of a question (after its codebook moved categories)."""
+    session.execute(
+        delete(StatCell).where(
+            col(StatCell.survey_id) == compiled.definition.id,
+            col(StatCell.question_id) == question_id,
+            col(StatCell.value).startswith("t:"),
+        )
+    )
+    apply(
+        session,
+        compiled,
+        sign=1,
+        response_pks=None,
+        sources={Source.themes},
+        coded_questions=[question_id],
+    )
+
+
+def counted_responses(session: Session, *, survey_id: str) -> int:
+    total = session.execute(
+        select(func.coalesce(func.sum(StatCell.n), 0)).where(
+            col(StatCell.survey_id) == survey_id,
+            col(StatCell.question_id) == "",
+            col(StatCell.by_question) == "",
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def stored_responses(session: Session, *, survey_id: str) -> int:
+    return int(
+        session.execute(
+            select(func.count()).select_from(Response).where(col(Response.survey_id) == survey_id)
+        ).scalar_one()
+    )

@@ -1,0 +1,231 @@
+"""Counting a question's values over a scope of responses, in the database.
+
+A tally answers: over the responses in scope (sites, waves, `q.<question>` filters),
+how many responses are there, and how many gave each value of the question; with
+`by`, the same per group. The summary cells answer directly when at most one question
+filters and the grouping is by site or wave (or by a question, unfiltered), which is
+what dashboards ask; anything else is counted from the stored rows, spelling values as
+the cells do (`cells.VALUE`), and a test holds both paths to the same counts.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BindParameter, String, bindparam, func, select, text
+from sqlmodel import Session, col
+
+from schemas.stats import StatCell
+from service.stats import cells
+from service.validation import CompiledSurvey
+
+TOP = ""  # the group key of the whole scope
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which responses count: None means every site (wave) the caller may see."""
+
+    sites: tuple[str, ...] | None = None
+    waves: tuple[str, ...] | None = None
+    filters: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (question, values), cell spelling
+
+
+@dataclass
+class Counts:
+    base: int = 0  # responses in scope
+    values: dict[str, int] = field(default_factory=dict)  # cell value → responses
+
+
+Tally = dict[str, Counts]  # group key (TOP without `by`) → counts
+
+
+def tally(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    question_id: str,
+    scope: Scope,
+    by: str | None = None,
+) -> Tally:
+    """Counts of `question_id`'s values in scope, per group of `by` (site, wave or a
+    single-valued question id) or for the whole scope (key TOP)."""
+    filters = scope.filters
+    if not filters or (len(filters) == 1 and by in (None, "site", "wave")):
+        return _from_cells(session, compiled.definition.id, question_id, scope, by)
+    return _from_rows(session, compiled, question_id, scope, by)
+
+
+def _cell_query(
+    survey_id: str,
+    scope: Scope,
+    *,
+    question: str,
+    by_question: str = "",
+    values: tuple[str, ...] | None = None,
+    by_values: tuple[str, ...] | None = None,
+    group: Any = None,
+    per_value: bool = True,
+) -> Any:
+    columns = [group] if group is not None else []
+    if per_value:
+        columns.append(StatCell.value)
+    query = select(*columns, func.sum(StatCell.n)).where(
+        col(StatCell.survey_id) == survey_id,
+        col(StatCell.question_id) == question,
+        col(StatCell.by_question) == by_question,
+    )
+    if scope.sites is not None:
+        query = query.where(col(StatCell.site).in_(scope.sites))
+    if scope.waves is not None:
+        query = query.where(col(StatCell.wave).in_(scope.waves))
+    if values is not None:
+        query = query.where(col(StatCell.value).in_(values))
+    if by_values is not None:
+        query = query.where(col(StatCell.by_value).in_(by_values))
+    if columns:
+        query = query.group_by(*columns)
+    return query
+
+
+def _from_cells(
+    session: Session, survey_id: str, question_id: str, scope: Scope, by: str | None
+) -> Tally:
+    result: Tally = defaultdict(Counts)
+    group = {"site": StatCell.site, "wave": StatCell.wave}.get(by or "")
+    if scope.filters:
+        ((filter_q, filter_values),) = scope.filters
+        base = _cell_query(
+            survey_id, scope, question=filter_q, values=filter_values, group=group, per_value=False
+        )
+        if filter_q == question_id:
+            target = _cell_query(
+                survey_id, scope, question=question_id, values=filter_values, group=group
+            )
+        else:
+            target = _cell_query(
+                survey_id,
+                scope,
+                question=question_id,
+                by_question=filter_q,
+                by_values=filter_values,
+                group=group,
+            )
+    elif by in (None, "site", "wave"):
+        base = _cell_query(survey_id, scope, question="", group=group, per_value=False)
+        target = _cell_query(survey_id, scope, question=question_id, group=group)
+    else:
+        assert by is not None
+        base = _cell_query(survey_id, scope, question=by, group=StatCell.value, per_value=False)
+        if by == question_id:  # each group holds exactly its own value
+            for key, n in session.execute(base):
+                result[key] = Counts(base=int(n), values={key: int(n)})
+            return result
+        target = _cell_query(
+            survey_id,
+            scope,
+            question=question_id,
+            by_question=by,
+            group=StatCell.by_value,
+        )
+    for row in session.execute(base):
+        key, n = (
+            (row[0], row[1])
+            if group is not None or by not in (None, "site", "wave")
+            else (
+                TOP,
+                row[0],
+            )
+        )
+        result[key].base += int(n or 0)
+    for row in session.execute(target):
+        *key_part, value, n = row
+        if n:  # cells emptied by erasures stay as rows of zero
+            key = key_part[0] if key_part else TOP
+            result[key].values[value] = result[key].values.get(value, 0) + int(n)
+    return result
+
+
+def _value_of(alias: str) -> str:
+    return cells.VALUE.replace("a.", f"{alias}.")
+
+
+# What the rows path counts for a question, by its type: (FROM, value, what to count).
+# Each FROM has alias `a` with response_pk, site and wave, restricted by :survey and :q.
+_ANSWERS = "answer a"
+_THEMES = (
+    "effective_category a JOIN codebook b ON b.survey_id = a.survey_id"
+    " AND b.question_id = a.question_id"
+    " JOIN codebook_category k ON k.codebook_id = b.id AND k.category_id = a.category_id"
+)
+_VALUED = (_ANSWERS, cells.VALUE, "COUNT(*)")
+_MARKED = (_ANSWERS, "''", "COUNT(DISTINCT a.response_pk)")
+_CODED = [
+    ("coding_outcome a", "'s:' || a.status", "COUNT(*)"),
+    ("effective_category a", "'c:' || a.category_id", "COUNT(*)"),
+    (_THEMES, "'t:' || k.theme_id", "COUNT(DISTINCT a.response_pk)"),
+]
+_SOURCES = {
+    "choice": [_VALUED],
+    "boolean": [_VALUED],
+    "likert": [_VALUED],
+    "multi_choice": [_VALUED, _MARKED],
+    "text": [_MARKED, *_CODED],
+}
+
+
+def _from_rows(
+    session: Session,
+    compiled: CompiledSurvey,
+    question_id: str,
+    scope: Scope,
+    by: str | None,
+) -> Tally:
+    """The general case, counted from the stored rows: any number of filters and any
+    grouping, as joins on the answers of the filtering questions (each answers at most
+    once per response). Only counts leave the database."""
+    params: dict[str, Any] = {"survey": compiled.definition.id, "q": question_id}
+    binds: list[BindParameter[Any]] = []
+    joins: list[str] = []
+    conditions: list[str] = []
+    for name, values in (("site", scope.sites), ("wave", scope.waves)):
+        if values is not None:
+            conditions.append(f"a.{name} IN :{name}s")
+            params[f"{name}s"] = list(values)
+            binds.append(bindparam(f"{name}s", expanding=True, type_=String()))
+    for i, (filter_q, filter_values) in enumerate(scope.filters):
+        joins.append(
+            f"JOIN answer f{i} ON f{i}.response_pk = {{key}} AND f{i}.question_id = :fq{i}"
+            f" AND {_value_of(f'f{i}')} IN :fv{i}"
+        )
+        params[f"fq{i}"] = filter_q
+        params[f"fv{i}"] = list(filter_values)
+        binds.append(bindparam(f"fv{i}", expanding=True, type_=String()))
+    group = "''"
+    if by in ("site", "wave"):
+        group = f"a.{by}"
+    elif by is not None:
+        joins.append("JOIN answer g ON g.response_pk = {key} AND g.question_id = :by")
+        group = _value_of("g")
+        params["by"] = by
+
+    def count(from_: str, value: str, counted: str, key: str, where: list[str]) -> Any:
+        sql = (
+            f"SELECT {group} AS g, {value} AS v, {counted} FROM {from_} "
+            + " ".join(j.format(key=key) for j in joins)
+            + " WHERE "
+            + " AND ".join(where + conditions)
+            + " GROUP BY 1, 2"
+        )
+        return session.execute(text(sql).bindparams(*binds), params)
+
+    result: Tally = defaultdict(Counts)
+    for g, _, n in count("response a", "''", "COUNT(*)", "a.pk", ["a.survey_id = :survey"]):
+        result[g].base = int(n)
+    where = ["a.survey_id = :survey", "a.question_id = :q"]
+    for from_, value, counted in _SOURCES[compiled.questions[question_id].type]:
+        for g, v, n in count(from_, value, counted, "a.response_pk", where):
+            result[g].values[v] = int(n)
+    if by is None:
+        return {TOP: result.get("", Counts())}
+    return result
