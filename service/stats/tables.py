@@ -66,16 +66,25 @@ def _table(question: Question, key: str, counts: Counts) -> Table:
     return Table(key=key, n=n, missing=counts.base - n, rows=rows)
 
 
+def counted(
+    session: Session, compiled: CompiledSurvey, question_id: str, query: StatsQuery
+) -> list[tuple[str, Counts]]:
+    """The whole scope's counts, then each group's of `by`, in the groups' order."""
+    whole = tally(session, compiled, question_id=question_id, scope=query.scope)
+    result = [(TOP, whole.get(TOP, Counts()))]
+    if query.by is not None:
+        grouped = tally(session, compiled, question_id=question_id, scope=query.scope, by=query.by)
+        result += [(g.key, grouped.get(g.key, Counts())) for g in query.groups]
+    return result
+
+
 def tables(
     session: Session, compiled: CompiledSurvey, question: Question, query: StatsQuery
 ) -> list[Table]:
-    """The whole scope's table, then one per group of `by`, in the groups' order."""
-    whole = tally(session, compiled, question_id=question.id, scope=query.scope)
-    result = [_table(question, TOP, whole.get(TOP, Counts()))]
-    if query.by is not None:
-        grouped = tally(session, compiled, question_id=question.id, scope=query.scope, by=query.by)
-        result += [_table(question, g.key, grouped.get(g.key, Counts())) for g in query.groups]
-    return result
+    return [
+        _table(question, key, counts)
+        for key, counts in counted(session, compiled, question.id, query)
+    ]
 
 
 def suppressed(

@@ -15,8 +15,8 @@ from service.codebooks import codebook_of
 from service.stats.numbers import percent
 from service.stats.query import StatsQuery
 from service.stats.suppression import Grid, Key, cover, settle, suppress
-from service.stats.tables import COVERING, REST, question_of
-from service.stats.tally import TOP, Counts, tally
+from service.stats.tables import COVERING, REST, counted, question_of
+from service.stats.tally import TOP, Counts
 from service.validation import CompiledSurvey
 
 CODED = ("s:single", "s:agreed", "s:resolved")
@@ -123,11 +123,7 @@ def themes(
 ) -> Themes:
     question = question_of(compiled, question_id, ("text",))
     codebook = codebook_of(session, survey_id=compiled.definition.id, question_id=question.id)
-    whole = tally(session, compiled, question_id=question.id, scope=query.scope)
-    found = [_counts(TOP, whole.get(TOP, Counts()))]
-    if query.by is not None:
-        grouped = tally(session, compiled, question_id=question.id, scope=query.scope, by=query.by)
-        found += [_counts(g.key, grouped.get(g.key, Counts())) for g in query.groups]
+    found = [_counts(key, counts) for key, counts in counted(session, compiled, question.id, query)]
     complete = query.by in (None, *COVERING)
     grid = _grid(found, codebook.themes, query.min_cell, complete=complete)
     top = _table(found[0], codebook.themes, grid)
