@@ -59,32 +59,39 @@ def signature(compiled: CompiledSurvey) -> tuple[tuple[str, str], ...]:
     )
 
 
+def _rows_of(alias: str, questions: str, *, restricted: bool) -> str:
+    """Which rows of `alias` count: those of the given responses (`restricted`), or all
+    of the survey's. Restricted, the survey is left out on purpose: the responses are
+    the survey's anyway, and SQLite would otherwise pick the (survey, question) index
+    and scan every answer to the question, which grows with the study, instead of
+    looking the few responses up by primary key."""
+    if restricted:
+        return f" WHERE {alias}.response_pk IN :pks AND {alias}.question_id IN :{questions}"
+    return f" WHERE {alias}.survey_id = :survey AND {alias}.question_id IN :{questions}"
+
+
 def _values_sql(sources: Collection[Source], *, restricted: bool) -> str:
     """A SELECT of (response_pk, site, wave, q, v): every counted value of the survey's
     responses (bind :survey, and :valued, :marked, :coded, :pks as `sources` need)."""
-    pks = " AND {alias}.response_pk IN :pks" if restricted else ""
     vals: list[str] = []
     if Source.answers in sources:
         vals.append(
             f"SELECT a.response_pk, a.site, a.wave, a.question_id AS q, {VALUE} AS v FROM answer a"
-            " WHERE a.survey_id = :survey AND a.question_id IN :valued" + pks.format(alias="a")
+            + _rows_of("a", "valued", restricted=restricted)
         )
         vals.append(
             "SELECT DISTINCT a.response_pk, a.site, a.wave, a.question_id AS q, '' AS v"
-            " FROM answer a"
-            " WHERE a.survey_id = :survey AND a.question_id IN :marked" + pks.format(alias="a")
+            " FROM answer a" + _rows_of("a", "marked", restricted=restricted)
         )
     if Source.statuses in sources:
         vals.append(
             "SELECT o.response_pk, o.site, o.wave, o.question_id AS q, 's:' || o.status AS v"
-            " FROM coding_outcome o WHERE o.survey_id = :survey AND o.question_id IN :coded"
-            + pks.format(alias="o")
+            " FROM coding_outcome o" + _rows_of("o", "coded", restricted=restricted)
         )
     if Source.categories in sources:
         vals.append(
             "SELECT e.response_pk, e.site, e.wave, e.question_id AS q, 'c:' || e.category_id AS v"
-            " FROM effective_category e WHERE e.survey_id = :survey AND e.question_id IN :coded"
-            + pks.format(alias="e")
+            " FROM effective_category e" + _rows_of("e", "coded", restricted=restricted)
         )
     if Source.themes in sources:
         vals.append(
@@ -93,13 +100,12 @@ def _values_sql(sources: Collection[Source], *, restricted: bool) -> str:
             " FROM effective_category e"
             " JOIN codebook b ON b.survey_id = e.survey_id AND b.question_id = e.question_id"
             " JOIN codebook_category k ON k.codebook_id = b.id AND k.category_id = e.category_id"
-            " WHERE e.survey_id = :survey AND e.question_id IN :coded" + pks.format(alias="e")
+            + _rows_of("e", "coded", restricted=restricted)
         )
     return " UNION ALL ".join(vals)
 
 
 def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
-    pks = " AND {alias}.response_pk IN :pks" if restricted else ""
     responses = ""
     if Source.answers in sources:
         responses = (
@@ -108,8 +114,11 @@ def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
         )
     sql = (
         "WITH vals AS (" + _values_sql(sources, restricted=restricted) + "),"
-        " dims AS (SELECT a.response_pk, a.question_id AS f, " + VALUE + " AS fv FROM answer a"
-        " WHERE a.survey_id = :survey AND a.question_id IN :single" + pks.format(alias="a") + "),"
+        " dims AS (SELECT a.response_pk, a.question_id AS f, "
+        + VALUE
+        + " AS fv FROM answer a"
+        + _rows_of("a", "single", restricted=restricted)
+        + "),"
         " cells AS (SELECT q, v, '' AS bq, '' AS bv, site, wave FROM vals"
         " UNION ALL SELECT vals.q, vals.v, dims.f, dims.fv, vals.site, vals.wave"
         " FROM vals JOIN dims ON dims.response_pk = vals.response_pk AND dims.f <> vals.q"
