@@ -10,7 +10,7 @@ edits keep them exact in the same transaction (see `service/stats/cells.py`).
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import BigInteger, Column, Integer, PrimaryKeyConstraint
+from sqlalchemy import BigInteger, Column, Integer, PrimaryKeyConstraint, SmallInteger
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -19,7 +19,7 @@ class StatCell(SQLModel, table=True):
     __tablename__ = "stat_cell"
     __table_args__ = (
         PrimaryKeyConstraint(
-            "survey_id", "question_id", "by_question", "by_value", "site", "wave", "value"
+            "survey_id", "question_id", "by_question", "by_value", "site", "wave", "value", "shard"
         ),
     )
 
@@ -33,6 +33,9 @@ class StatCell(SQLModel, table=True):
     by_value: str = SQLField(max_length=80)
     site: str = SQLField(max_length=64)
     wave: str = SQLField(max_length=64)
+    # a cell is split over a few rows, summed when read, so that concurrent writers
+    # mostly lock different rows (see service/stats/cells.py)
+    shard: int = SQLField(sa_column=Column(SmallInteger, nullable=False))
     n: int = SQLField(
         sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False)
     )

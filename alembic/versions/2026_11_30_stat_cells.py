@@ -30,8 +30,9 @@ def upgrade() -> None:
     sa.Column('by_value', sa.String(length=80), nullable=False),
     sa.Column('site', sa.String(length=64), nullable=False),
     sa.Column('wave', sa.String(length=64), nullable=False),
+    sa.Column('shard', sa.SmallInteger(), nullable=False),
     sa.Column('n', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.PrimaryKeyConstraint('survey_id', 'question_id', 'by_question', 'by_value', 'site', 'wave', 'value', name=op.f('pk_stat_cell'))
+    sa.PrimaryKeyConstraint('survey_id', 'question_id', 'by_question', 'by_value', 'site', 'wave', 'value', 'shard', name=op.f('pk_stat_cell'))
     )
 
 

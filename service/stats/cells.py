@@ -30,6 +30,10 @@ SINGLE = ("choice", "boolean", "likert")  # exclusive answers: may filter and gr
 MULTI = ("multi_choice",)
 TEXT = ("text",)
 
+# Each cell is split over this many rows (by response pk), summed when read: concurrent
+# PostgreSQL submissions to one site and wave then mostly lock different rows.
+SHARDS = 8
+
 ANSWERED = ""  # the value that counts responses which answered a multi-choice or text question
 
 
@@ -109,7 +113,7 @@ def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
     responses = ""
     if Source.answers in sources:
         responses = (
-            " UNION ALL SELECT '', '', '', '', r.site, r.wave FROM response r"
+            " UNION ALL SELECT '', '', '', '', r.site, r.wave, r.pk % :shards FROM response r"
             " WHERE r.survey_id = :survey" + (" AND r.pk IN :pks" if restricted else "")
         )
     sql = (
@@ -119,16 +123,19 @@ def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
         + " AS fv FROM answer a"
         + _rows_of("a", "single", restricted=restricted)
         + "),"
-        " cells AS (SELECT q, v, '' AS bq, '' AS bv, site, wave FROM vals"
-        " UNION ALL SELECT vals.q, vals.v, dims.f, dims.fv, vals.site, vals.wave"
+        " cells AS (SELECT q, v, '' AS bq, '' AS bv, site, wave,"
+        " response_pk % :shards AS shard FROM vals"
+        " UNION ALL SELECT vals.q, vals.v, dims.f, dims.fv, vals.site, vals.wave,"
+        " vals.response_pk % :shards"
         " FROM vals JOIN dims ON dims.response_pk = vals.response_pk AND dims.f <> vals.q"
         + responses
         + ")"
         " INSERT INTO stat_cell"
-        " (survey_id, question_id, value, by_question, by_value, site, wave, n)"
-        " SELECT :survey, q, v, bq, bv, site, wave, :sign * COUNT(*) FROM cells WHERE 1 = 1"
-        " GROUP BY q, v, bq, bv, site, wave ORDER BY q, bq, bv, site, wave, v"
-        " ON CONFLICT (survey_id, question_id, by_question, by_value, site, wave, value)"
+        " (survey_id, question_id, value, by_question, by_value, site, wave, shard, n)"
+        " SELECT :survey, q, v, bq, bv, site, wave, shard, :sign * COUNT(*) FROM cells"
+        " WHERE 1 = 1 GROUP BY q, v, bq, bv, site, wave, shard"
+        " ORDER BY q, bq, bv, site, wave, v, shard"
+        " ON CONFLICT (survey_id, question_id, by_question, by_value, site, wave, value, shard)"
         " DO UPDATE SET n = stat_cell.n + excluded.n"
     )
     names = ["single"]
@@ -166,6 +173,7 @@ def apply(
     params: dict[str, Any] = {
         "survey": compiled.definition.id,
         "sign": sign,
+        "shards": SHARDS,
         "valued": questions_of(compiled, SINGLE + MULTI),
         "marked": questions_of(compiled, MULTI + TEXT),
         "single": questions_of(compiled, SINGLE),

@@ -27,12 +27,12 @@ ROLES = ("police", "health", "other")
 
 
 def snapshot(session: Session) -> Counter[tuple[str, ...]]:
-    """The non-zero cells (a cell may fall back to zero and stay as a row)."""
+    """The non-zero cells, their shards summed (a cell may fall back to zero and stay)."""
     found: Counter[tuple[str, ...]] = Counter()
     for cell in session.exec(select(StatCell)).all():
         if cell.n:
             key = (cell.question_id, cell.value, cell.by_question, cell.by_value)
-            found[(cell.survey_id, *key, cell.site, cell.wave)] = cell.n
+            found[(cell.survey_id, *key, cell.site, cell.wave)] += cell.n
     return found
 
 
