@@ -153,10 +153,9 @@ def to_bytes(root: ET.Element) -> bytes:
     )
 
 
-def codebook_qdc(codebook: CodebookPublic) -> bytes:
-    """The codebook as a REFI-QDA codebook file."""
-    root = ET.Element("CodeBook", xmlns=CODEBOOK_NS, origin=ORIGIN)
-    add_codes(root, codebook)
+def add_sets(root: ET.Element, codebook: CodebookPublic, *, member_attribute: str) -> None:
+    """The domain and origin sets; a member names its code by `guid` in a codebook file
+    and by `targetGUID` in a project file (the two schemas differ there)."""
     sets = code_sets(codebook)
     if sets:
         sets_element = ET.SubElement(root, "Sets")
@@ -164,7 +163,14 @@ def codebook_qdc(codebook: CodebookPublic) -> bytes:
             element = ET.SubElement(sets_element, "Set", guid=set_guid, name=name)
             ET.SubElement(element, "Description").text = description
             for member in members:
-                ET.SubElement(element, "MemberCode", guid=member)
+                ET.SubElement(element, "MemberCode", {member_attribute: member})
+
+
+def codebook_qdc(codebook: CodebookPublic) -> bytes:
+    """The codebook as a REFI-QDA codebook file."""
+    root = ET.Element("CodeBook", xmlns=CODEBOOK_NS, origin=ORIGIN)
+    add_codes(root, codebook)
+    add_sets(root, codebook, member_attribute="guid")
     return to_bytes(root)
 
 

@@ -34,7 +34,7 @@ from schemas.surveys import (
     NumberQuestion,
 )
 from service import codebooks
-from service.coding.refi import add_codes, category_guid, code_sets, guid, to_bytes
+from service.coding.refi import add_codes, add_sets, category_guid, guid, to_bytes
 from service.errors import FieldProblem, Invalid, NotFound
 from service.keys import Principal
 from service.validation import CompiledSurvey
@@ -256,17 +256,6 @@ def _sources(
     return files
 
 
-def _sets(root: ET.Element, codebook: CodebookPublic) -> None:
-    sets = code_sets(codebook)
-    if sets:
-        element = ET.SubElement(root, "Sets")
-        for set_guid, name, description, members in sets:
-            s = ET.SubElement(element, "Set", guid=set_guid, name=name)
-            ET.SubElement(s, "Description").text = description
-            for member in members:
-                ET.SubElement(s, "MemberCode", targetGUID=member)
-
-
 def project_qdpx(
     codebook: CodebookPublic,
     *,
@@ -295,7 +284,7 @@ def project_qdpx(
         files = _sources(root, codebook, answered, by_response)
     else:
         files = {}
-    _sets(root, codebook)
+    add_sets(root, codebook, member_attribute="targetGUID")
     ET.SubElement(root, "Description").text = description
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
