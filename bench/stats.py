@@ -10,7 +10,8 @@ at the end) and each size N, it:
   3. measures p50 and p90 of each statistic through the service functions exactly as the
      router calls them, interleaved with the raw GROUP BY answering the same question on
      the same engine, and checks that both give the same counts;
-  4. at the sizes of `--http-sizes`, measures the same statistics over HTTP against
+  4. measures `cells.apply` for one response: what the cells add to every submission;
+  5. at the sizes of `--http-sizes`, measures the same statistics over HTTP against
      `hearme serve`.
 
     /tmp/venv/bin/python bench/stats.py [--sizes 10000,100000,1000000]
