@@ -8,7 +8,7 @@ from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, SurveyId, requ
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN
 from schemas.codebooks import CodebookIn, CodebookPublic, CodebookRevisionPublic
-from service import codebooks
+from service.coding import codebooks
 
 router = APIRouter(
     prefix="/v1/surveys/{survey}/codebooks/{question}",

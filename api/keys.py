@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from api.deps import PrincipalDep, SessionDep, require_json
 from api.problems import problem_responses
-from schemas.keys import ApiKey, KeyCreate, KeyCreated, KeyPublic, Role
+from schemas.keys import ApiKey, KeyCreate, KeyCreated, KeyPublic
 from service import keys
+from service.permissions import Action, require
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=problem_responses(401, 403))
 
@@ -24,7 +25,7 @@ def _public(key: ApiKey) -> KeyPublic:
 )
 def create_key(data: KeyCreate, session: SessionDep, principal: PrincipalDep) -> KeyCreated:
     """Create a key; the token is in this response only (admin)."""
-    principal.require(Role.admin)
+    require(principal, Action.manage_keys)
     key, token = keys.create_key(session, data=data)
     return KeyCreated(**_public(key).model_dump(), key=token)
 
@@ -32,7 +33,7 @@ def create_key(data: KeyCreate, session: SessionDep, principal: PrincipalDep) ->
 @router.get("")
 def list_keys(session: SessionDep, principal: PrincipalDep) -> list[KeyPublic]:
     """List keys, without their tokens (admin)."""
-    principal.require(Role.admin)
+    require(principal, Action.manage_keys)
     return [_public(k) for k in keys.list_keys(session)]
 
 
@@ -41,6 +42,6 @@ def revoke_key(
     name: Annotated[str, Path(max_length=200)], session: SessionDep, principal: PrincipalDep
 ) -> Response:
     """Revoke a key: it stops working at once, in every process (admin)."""
-    principal.require(Role.admin)
+    require(principal, Action.manage_keys)
     keys.revoke_key(session, name=name)
     return Response(status_code=204)

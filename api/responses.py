@@ -22,7 +22,7 @@ from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
 from schemas.base import Page
 from schemas.responses import ImportResult, ResponsePublic, SubmissionIn
-from service import imports, responses
+from service import erasure, imports, responses
 from service.database import Database
 from service.settings import Settings
 
@@ -155,7 +155,5 @@ def erase_response(
     survey: SurveyId, response_id: ResponseId, session: SessionDep, principal: PrincipalDep
 ) -> Response:
     """Erase a response and everything derived from it (admin)."""
-    responses.erase_response(
-        session, principal=principal, survey_id=survey, response_id=response_id
-    )
+    erasure.erase_response(session, principal=principal, survey_id=survey, response_id=response_id)
     return Response(status_code=204)

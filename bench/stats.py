@@ -61,7 +61,7 @@ from schemas.responses import Answer, Response
 from schemas.stats import StatCell
 from schemas.surveys import SurveyDefinition
 from service.answers import answer_rows
-from service.codebooks import put_codebook
+from service.coding.codebooks import put_codebook
 from service.database import Database, upgrade
 from service.keys import Principal, create_key
 from service.seed import dataset

@@ -13,7 +13,7 @@ from schemas.codings import Coding, CodingCategory, Consensus
 from schemas.keys import Role
 from schemas.responses import Response, SubmissionIn
 from schemas.surveys import Survey, SurveyDefinition
-from service.codebooks import put_codebook
+from service.coding.codebooks import put_codebook
 from service.coding.outcome import outcome, set_outcome
 from service.errors import Invalid
 from service.keys import Principal

@@ -17,16 +17,15 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from schemas.base import utcnow
-from schemas.keys import Role
 from schemas.responses import SubmissionIn
 from service.database import Database
 from service.errors import FieldProblem, Forbidden, Invalid, invalid_field
 from service.keys import Principal
+from service.permissions import Action, require
 from service.responses import check_submission, store_responses, wave_is_open
 from service.surveys import load_compiled
 from service.validation import CompiledSurvey
 
-IMPORTERS = (Role.admin, Role.evaluator)
 MAX_REPORTED = 1000
 ENVELOPE_COLUMNS = ("site", "wave", "submitted_at")
 
@@ -149,7 +148,7 @@ def import_responses(
     batch_size: int,
 ) -> int:
     """Store every row or none; returns the number stored, or raises Invalid naming rows."""
-    principal.require(*IMPORTERS)
+    require(principal, Action.import_responses)
     text = io.TextIOWrapper(
         body, encoding="utf-8-sig", newline="" if media_type == "text/csv" else None
     )
@@ -189,7 +188,7 @@ def import_responses(
 
 def authorize(principal: Principal) -> None:
     """Checked before the body is read, so a key without the right uploads nothing."""
-    principal.require(*IMPORTERS)
+    require(principal, Action.import_responses)
 
 
 def import_into(

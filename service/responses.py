@@ -5,28 +5,24 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from schemas.base import utcnow
-from schemas.keys import Role
 from schemas.responses import Answer, IdempotencyRecord, Response, ResponsePublic, SubmissionIn
 from schemas.surveys import Survey, Wave
 from service.answers import answer_rows
-from service.coding.codings import forget_response
 from service.database import Database
 from service.errors import Conflict, FieldProblem, Forbidden, Invalid, NotFound
 from service.ids import new_id
 from service.keys import Principal
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_pk_cursor, encode_cursor
+from service.permissions import Action, require
 from service.stats import cells
 from service.stats.cells import ANSWER_SOURCES
 from service.surveys import load_compiled
 from service.validation import CompiledSurvey
-
-SUBMITTERS = (Role.submitter, Role.admin)
-RESPONSE_READERS = (Role.evaluator, Role.admin)
 
 
 def to_public(response: Response) -> ResponsePublic:
@@ -159,7 +155,7 @@ def submit(
     idempotency_key: str | None = None,
 ) -> tuple[ResponsePublic, bool]:
     """Validate and store one live submission; returns it and whether it is new."""
-    principal.require(*SUBMITTERS)
+    require(principal, Action.submit_responses)
     received_at = utcnow()
     answers, problems = check_submission(
         compiled, principal=principal, data=data, received_at=received_at
@@ -209,7 +205,21 @@ def submit_in_transaction(
         )
 
 
-def _visible(principal: Principal, response: Response | None, survey_id: str) -> Response:
+def visible_response(
+    session: Session,
+    principal: Principal,
+    *,
+    survey_id: str,
+    response_id: str,
+    for_update: bool = False,
+) -> Response:
+    """A response of the survey that the key's sites may see: the one lookup, 404 for
+    another survey's response, 403 for another site's. `for_update` locks its row, so
+    writers to one response (coders of one answer) take turns."""
+    query = select(Response).where(col(Response.id) == response_id)
+    if for_update:
+        query = query.with_for_update()
+    response = session.exec(query).first()
     if response is None or response.survey_id != survey_id:
         raise NotFound("no such response")
     principal.require_site(response.site)
@@ -219,9 +229,8 @@ def _visible(principal: Principal, response: Response | None, survey_id: str) ->
 def get_response(
     session: Session, *, principal: Principal, survey_id: str, response_id: str
 ) -> Response:
-    principal.require(*RESPONSE_READERS)
-    response = session.exec(select(Response).where(Response.id == response_id)).first()
-    return _visible(principal, response, survey_id)
+    require(principal, Action.read_responses)
+    return visible_response(session, principal, survey_id=survey_id, response_id=response_id)
 
 
 def list_responses(
@@ -234,10 +243,10 @@ def list_responses(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Response], str | None]:
-    principal.require(*RESPONSE_READERS)
+    require(principal, Action.read_responses)
     if session.exec(select(Survey.id).where(Survey.id == survey_id)).first() is None:
         raise NotFound(f"no survey {survey_id!r}")
-    after = decode_cursor(cursor)
+    after = decode_pk_cursor(cursor)
     query = (
         select(Response)
         .where(Response.survey_id == survey_id)
@@ -249,28 +258,8 @@ def list_responses(
         query = query.where(col(Response.site).in_(visible))
     if waves:
         query = query.where(col(Response.wave).in_(waves))
-    if cursor is not None:
-        # a pk is a non-negative BIGINT; anything else (null, true, 1e40) is not ours
-        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
-            raise Invalid(
-                "malformed cursor", [FieldProblem(("query", "cursor"), "malformed cursor")]
-            )
+    if after is not None:
         query = query.where(col(Response.pk) > after)
     rows = list(session.exec(query))
     next_cursor = encode_cursor(rows[limit - 1].pk) if len(rows) > limit else None
     return rows[:limit], next_cursor
-
-
-def erase_response(
-    session: Session, *, principal: Principal, survey_id: str, response_id: str
-) -> None:
-    """Erase a response with everything derived from it (answers, codings, outcomes)."""
-    principal.require(Role.admin)
-    response = session.exec(select(Response).where(Response.id == response_id)).first()
-    response = _visible(principal, response, survey_id)
-    forget_response(session, response=response)
-    compiled = load_compiled(session, survey_id=survey_id)
-    assert response.pk is not None
-    cells.apply(session, compiled, sign=-1, response_pks=[response.pk], sources=ANSWER_SOURCES)
-    session.execute(delete(Answer).where(col(Answer.response_pk) == response.pk))
-    session.execute(delete(Response).where(col(Response.pk) == response.pk))

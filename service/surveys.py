@@ -4,17 +4,15 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from schemas.base import utcnow
-from schemas.keys import Role
 from schemas.responses import Response
 from schemas.surveys import Survey, SurveyDefinition, SurveyPublic
 from service.answers import rewrite_answer_rows
 from service.errors import Conflict, NotFound
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
+from service.permissions import Action, require
 from service.stats import cells
 from service.validation import CompiledCache, CompiledSurvey, compile_survey
-
-READERS_OF_DEFINITIONS = (Role.admin, Role.evaluator, Role.coder, Role.submitter)
 
 _compiled = CompiledCache()
 
@@ -31,7 +29,7 @@ def to_public(survey: Survey) -> SurveyPublic:
 
 
 def create_survey(session: Session, *, principal: Principal, data: SurveyDefinition) -> Survey:
-    principal.require(Role.admin)
+    require(principal, Action.manage_surveys)
     if session.get(Survey, data.id) is not None:
         raise Conflict(f"survey {data.id!r} already exists")
     survey = Survey(id=data.id, title=data.title, definition=data.model_dump(mode="json"))
@@ -44,7 +42,7 @@ def replace_survey(
     session: Session, *, principal: Principal, survey_id: str, data: SurveyDefinition
 ) -> Survey:
     """Replace a definition. Refused (409) if a stored response would no longer be valid."""
-    principal.require(Role.admin)
+    require(principal, Action.manage_surveys)
     if data.id != survey_id:
         raise Conflict("a survey's id cannot change")
     survey = get_survey_row(session, survey_id=survey_id, for_update=True)
@@ -111,14 +109,14 @@ def get_survey_row(session: Session, *, survey_id: str, for_update: bool = False
 
 
 def get_survey(session: Session, *, principal: Principal, survey_id: str) -> Survey:
-    principal.require(*READERS_OF_DEFINITIONS)
+    require(principal, Action.read_surveys)
     return get_survey_row(session, survey_id=survey_id)
 
 
 def list_surveys(
     session: Session, *, principal: Principal, limit: int, cursor: str | None
 ) -> tuple[list[Survey], str | None]:
-    principal.require(*READERS_OF_DEFINITIONS)
+    require(principal, Action.read_surveys)
     after = decode_cursor(cursor)
     query = select(Survey).order_by(col(Survey.id)).limit(limit + 1)
     if after is not None:

@@ -10,7 +10,6 @@ from sqlalchemy import and_, delete, exists, insert, select
 from sqlmodel import Session, col
 
 from schemas.base import utcnow
-from schemas.codebooks import Codebook, CodebookCategory
 from schemas.codings import (
     Coding,
     CodingCategory,
@@ -24,60 +23,13 @@ from schemas.codings import (
 )
 from schemas.keys import Role
 from schemas.responses import Answer, Response
+from service.coding.codebooks import category_ids, codebook_row
 from service.coding.outcome import outcome, set_outcome
 from service.errors import FieldProblem, Invalid, NotFound, invalid_field
 from service.keys import Principal
-from service.pagination import decode_cursor, encode_cursor
-
-CODERS = (Role.coder, Role.evaluator, Role.admin)
-RESOLVERS = (Role.evaluator, Role.admin)
-
-
-def _codebook_categories(session: Session, survey_id: str, question_id: str) -> set[str]:
-    """The question's category ids; the codebook row is share-locked on PostgreSQL so that
-    a codebook edit cannot remove a category while a coding of it is being written."""
-    codebook_id = session.execute(
-        select(col(Codebook.id))
-        .where(col(Codebook.survey_id) == survey_id, col(Codebook.question_id) == question_id)
-        .with_for_update(read=True)
-    ).scalar()
-    if codebook_id is None:
-        raise NotFound(f"no codebook for question {question_id!r}")
-    return set(
-        session.execute(
-            select(col(CodebookCategory.category_id)).where(
-                col(CodebookCategory.codebook_id) == codebook_id
-            )
-        ).scalars()
-    )
-
-
-def _require_codebook(session: Session, survey_id: str, question_id: str) -> None:
-    found = session.execute(
-        select(col(Codebook.id)).where(
-            col(Codebook.survey_id) == survey_id, col(Codebook.question_id) == question_id
-        )
-    ).first()
-    if found is None:
-        raise NotFound(f"no codebook for question {question_id!r}")
-
-
-def _response(
-    session: Session,
-    principal: Principal,
-    *,
-    survey_id: str,
-    response_id: str,
-    for_update: bool,
-) -> Response:
-    query = select(Response).where(col(Response.id) == response_id)
-    if for_update:
-        query = query.with_for_update()
-    response: Response | None = session.execute(query).scalar()
-    if response is None or response.survey_id != survey_id:
-        raise NotFound("no such response")
-    principal.require_site(response.site)
-    return response
+from service.pagination import decode_pk_cursor, encode_cursor
+from service.permissions import Action, require
+from service.responses import visible_response
 
 
 def _checked_categories(
@@ -85,7 +37,12 @@ def _checked_categories(
 ) -> list[str]:
     """The coding's categories, sorted, after checking them against the codebook and the
     answer: unknown categories and blank answers cannot be coded."""
-    known = _codebook_categories(session, response.survey_id, question_id)
+    # share-locked on PostgreSQL so that a codebook edit cannot remove a category while
+    # a coding of it is being written
+    codebook = codebook_row(
+        session, survey_id=response.survey_id, question_id=question_id, lock="share"
+    )
+    known = set(category_ids(session, codebook_id=codebook.id))
     problems = [
         FieldProblem(("categories", i), f"unknown category {c!r} in this codebook")
         for i, c in enumerate(data.categories)
@@ -215,8 +172,8 @@ def put_coding(
     data: CodingIn,
 ) -> CodingPublic:
     """Store (or replace) the calling key's coding of one answer."""
-    principal.require(*CODERS)
-    response = _response(
+    require(principal, Action.code)
+    response = visible_response(
         session, principal, survey_id=survey_id, response_id=response_id, for_update=True
     )
     categories = _checked_categories(session, response, question_id, data)
@@ -241,8 +198,8 @@ def put_consensus(
     data: CodingIn,
 ) -> CodingsPublic:
     """Set the agreed set of one answer, which overrides every coder's set."""
-    principal.require(*RESOLVERS)
-    response = _response(
+    require(principal, Action.resolve)
+    response = visible_response(
         session, principal, survey_id=survey_id, response_id=response_id, for_update=True
     )
     categories = _checked_categories(session, response, question_id, data)
@@ -266,11 +223,11 @@ def delete_consensus(
     question_id: str,
 ) -> None:
     """Withdraw an answer's consensus; its status falls back to what its coders gave."""
-    principal.require(*RESOLVERS)
-    response = _response(
+    require(principal, Action.resolve)
+    response = visible_response(
         session, principal, survey_id=survey_id, response_id=response_id, for_update=True
     )
-    _require_codebook(session, survey_id, question_id)
+    codebook_row(session, survey_id=survey_id, question_id=question_id)
     where = (col(Consensus.response_pk) == response.pk, col(Consensus.question_id) == question_id)
     if session.execute(select(col(Consensus.id)).where(*where)).first() is None:
         raise NotFound("this answer has no consensus")
@@ -324,33 +281,12 @@ def get_codings(
     question_id: str,
 ) -> CodingsPublic:
     """The codings of one answer; a coder sees its own alone (blind double coding)."""
-    principal.require(*CODERS)
-    response = _response(
+    require(principal, Action.code)
+    response = visible_response(
         session, principal, survey_id=survey_id, response_id=response_id, for_update=False
     )
-    _require_codebook(session, survey_id, question_id)
+    codebook_row(session, survey_id=survey_id, question_id=question_id)
     return _codings_public(session, principal, response, question_id)
-
-
-def categories_in_use(
-    session: Session, *, survey_id: str, question_id: str, categories: Iterable[str]
-) -> list[str]:
-    """Which of these categories a coding or consensus of the question holds."""
-    wanted = sorted(set(categories))
-    if not wanted:
-        return []
-    return list(
-        session.execute(
-            select(col(CodingCategory.category_id))
-            .where(
-                col(CodingCategory.survey_id) == survey_id,
-                col(CodingCategory.question_id) == question_id,
-                col(CodingCategory.category_id).in_(wanted),
-            )
-            .distinct()
-            .order_by(col(CodingCategory.category_id))
-        ).scalars()
-    )
 
 
 def forget_response(session: Session, *, response: Response) -> None:
@@ -379,13 +315,9 @@ def queue(
 ) -> tuple[list[QueueItem], str | None]:
     """The next non-blank answers the caller has not coded, oldest first; with
     `coded_by_other`, only those another coder has coded (to double-code them)."""
-    principal.require(*CODERS)
-    _require_codebook(session, survey_id, question_id)
-    after = decode_cursor(cursor)
-    if cursor is not None and (
-        isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63
-    ):
-        raise invalid_field(("query", "cursor"), "malformed cursor")
+    require(principal, Action.code)
+    codebook_row(session, survey_id=survey_id, question_id=question_id)
+    after = decode_pk_cursor(cursor)
     mine = select(col(Coding.id)).where(
         col(Coding.response_pk) == col(Answer.response_pk),
         col(Coding.question_id) == question_id,

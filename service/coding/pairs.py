@@ -13,17 +13,15 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from schemas.agreement import AgreementPublic, Discrepancy
-from schemas.codebooks import Codebook, CodebookCategory
 from schemas.codings import Coding, Consensus
-from schemas.keys import Role
 from schemas.responses import Response
 from service.coding.agreement import Unit, agreement
-from service.errors import NotFound, invalid_field
+from service.coding.codebooks import category_ids, codebook_row
+from service.errors import invalid_field
 from service.keys import Principal
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_pk_cursor, encode_cursor
+from service.permissions import Action, require
 
-READERS = (Role.evaluator, Role.admin)
-MAX_PK = 2**63
 SCAN_BATCH = 1000  # joined rows read per round while looking for a page of discrepancies
 
 
@@ -39,20 +37,8 @@ def parse_coders(value: str) -> tuple[str, str]:
 
 def _categories(session: Session, survey_id: str, question_id: str) -> list[str]:
     """The codebook's category ids in codebook order; 404 without a codebook."""
-    codebook_id = session.execute(
-        select(col(Codebook.id)).where(
-            col(Codebook.survey_id) == survey_id, col(Codebook.question_id) == question_id
-        )
-    ).scalar()
-    if codebook_id is None:
-        raise NotFound(f"no codebook for question {question_id!r}")
-    return list(
-        session.execute(
-            select(col(CodebookCategory.category_id))
-            .where(col(CodebookCategory.codebook_id) == codebook_id)
-            .order_by(col(CodebookCategory.position))
-        ).scalars()
-    )
+    codebook = codebook_row(session, survey_id=survey_id, question_id=question_id)
+    return category_ids(session, codebook_id=codebook.id)
 
 
 def _pairs(
@@ -109,7 +95,7 @@ def coder_agreement(
     session: Session, *, principal: Principal, survey_id: str, question_id: str, coders: str
 ) -> AgreementPublic:
     """Agreement of two coders over the answers both coded (within the caller's sites)."""
-    principal.require(*READERS)
+    require(principal, Action.read_agreement)
     categories = _categories(session, survey_id, question_id)
     pair = parse_coders(coders)
     rows = session.execute(
@@ -117,16 +103,6 @@ def coder_agreement(
     )
     units = [Unit(row.response_id, row.a, row.b) for row in rows]
     return agreement(categories, units, question=question_id, coders=pair)
-
-
-def _after(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    after = decode_cursor(cursor)
-    # a pk is a non-negative BIGINT; anything else (null, true, 1e40) is not ours
-    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < MAX_PK:
-        raise invalid_field(("query", "cursor"), "malformed cursor")
-    return after
 
 
 def _differing(
@@ -169,11 +145,13 @@ def discrepancies(
 ) -> tuple[list[Discrepancy], str | None]:
     """The answers both coders coded with different sets, in response order, each with
     its consensus (or None)."""
-    principal.require(*READERS)
+    require(principal, Action.read_agreement)
     _categories(session, survey_id, question_id)
     pair = parse_coders(coders)
     rows = []
-    for row in _differing(session, principal, survey_id, question_id, pair, _after(cursor)):
+    for row in _differing(
+        session, principal, survey_id, question_id, pair, decode_pk_cursor(cursor)
+    ):
         rows.append(row)
         if len(rows) > limit:
             break

@@ -30,9 +30,10 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from schemas.codebooks import CodebookIn, CodebookPublic, Domain, Origin
-from service import codebooks
+from service.coding import codebooks
 from service.errors import FieldProblem, Invalid, NotFound, invalid_field
 from service.keys import Principal
+from service.permissions import Action, require
 from service.validation import CompiledSurvey
 
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -380,7 +381,7 @@ def import_codebook(
     data: bytes,
 ) -> CodebookPublic:
     """Replace a question's codebook with a `.qdc` file's, as PUT does (history, 409)."""
-    principal.require(*codebooks.EDITORS)
+    require(principal, Action.edit_codebooks)
     survey_id = compiled.definition.id
     if question_id not in compiled.questions:
         raise NotFound(f"survey {survey_id!r} has no question {question_id!r}")

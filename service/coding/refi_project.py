@@ -24,7 +24,6 @@ from sqlmodel import Session, col, select
 
 from schemas.codebooks import CodebookPublic
 from schemas.codings import Coding
-from schemas.keys import Role
 from schemas.responses import Response
 from schemas.surveys import (
     BooleanQuestion,
@@ -33,14 +32,14 @@ from schemas.surveys import (
     MultiChoiceQuestion,
     NumberQuestion,
 )
-from service import codebooks
+from service.coding import codebooks
 from service.coding.refi import add_codes, add_sets, category_guid, guid, to_bytes
 from service.errors import FieldProblem, Invalid, NotFound
 from service.keys import Principal
+from service.permissions import Action, require
 from service.validation import CompiledSurvey
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
-EXPORTERS = (Role.evaluator, Role.admin)
 DEFAULT_VARIABLES = ("role",)
 SOURCES_DIR = "sources"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -306,7 +305,7 @@ def export_project(
 ) -> bytes:
     """The answers to a coded question, with every coder's codings, as `.qdpx`; a site-bound
     key exports its sites only."""
-    principal.require(*EXPORTERS)
+    require(principal, Action.export_projects)
     survey_id = compiled.definition.id
     question = compiled.questions.get(question_id)
     if question is None:

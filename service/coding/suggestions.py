@@ -19,17 +19,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import snowballstemmer
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from schemas.codebooks import ThemeIn
-from schemas.keys import Role
-from schemas.responses import Response
 from schemas.suggestions import Span, Suggestion
-from service.codebooks import get_codebook
-from service.errors import NotFound
+from service.coding.codebooks import get_codebook
 from service.keys import Principal
-
-SUGGESTION_READERS = (Role.coder, Role.evaluator, Role.admin)
+from service.permissions import Action, require
+from service.responses import visible_response
 
 # A word: letters or digits, with inner apostrophes ("child's", "don't").
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
@@ -165,11 +162,8 @@ def suggest_codings(
     session: Session, *, principal: Principal, survey_id: str, response_id: str, question_id: str
 ) -> list[Suggestion]:
     """The suggestions for one stored answer, for whoever may code it (its site's keys)."""
-    principal.require(*SUGGESTION_READERS)
-    response = session.exec(select(Response).where(col(Response.id) == response_id)).first()
-    if response is None or response.survey_id != survey_id:
-        raise NotFound("no such response")
-    principal.require_site(response.site)
+    require(principal, Action.read_suggestions)
+    response = visible_response(session, principal, survey_id=survey_id, response_id=response_id)
     codebook = get_codebook(
         session, principal=principal, survey_id=survey_id, question_id=question_id
     )

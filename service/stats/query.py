@@ -7,11 +7,10 @@ from schemas.keys import Role
 from schemas.surveys import Question
 from service.errors import FieldProblem, Invalid
 from service.keys import Principal
+from service.permissions import Action, require
 from service.stats import cells
 from service.stats.tally import Scope
 from service.validation import CompiledSurvey
-
-STAT_READERS = (Role.reader, Role.evaluator, Role.admin)
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def resolve(
     default_min_cell: int,
 ) -> StatsQuery:
     """Check a request and turn it into a scope; a site outside the key's sites is a 403."""
-    principal.require(*STAT_READERS)
+    require(principal, Action.read_statistics)
     definition = compiled.definition
     for site in sites:
         if site not in compiled.site_ids:

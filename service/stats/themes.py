@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from schemas.codebooks import ThemeIn
 from schemas.stats import CategoryStat, ThemeGroup, Themes, ThemeStat, ThemeTable
-from service.codebooks import codebook_of
+from service.coding.codebooks import codebook_of
 from service.stats.numbers import percent
 from service.stats.query import StatsQuery
 from service.stats.suppression import Grid, Key, cover, settle, suppress

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from api.app import create_app
+from service.permissions import PERMISSIONS, Action
 from service.settings import Settings
 from tests.conftest import PROBLEM_JSON, MakeKey, bearer, submission, survey_definition
 
@@ -154,48 +155,50 @@ def _ndjson_row() -> bytes:
 
 @dataclass(frozen=True)
 class Rule:
-    allowed: frozenset[str]
+    action: Action
     success: int
     prepare: Callable[[World], Call]
 
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The roles the permissions table gives this endpoint's action."""
+        return frozenset(role.value for role in PERMISSIONS[self.action])
 
-def rule(allowed: set[str], success: int, prepare: Callable[[World], Call]) -> Rule:
-    assert allowed <= set(ROLES)
-    return Rule(frozenset(allowed), success, prepare)
+
+def rule(action: Action, success: int, prepare: Callable[[World], Call]) -> Rule:
+    return Rule(action, success, prepare)
 
 
-ALL_BUT_READER = {"admin", "evaluator", "coder", "submitter"}
 RESPONSES = "/v1/surveys/{survey}/responses"
 ONE_RESPONSE = "/v1/surveys/{survey}/responses/{response_id}"
 CODEBOOK_PATH = "/v1/surveys/{survey}/codebooks/{question}"
 CODINGS_PATH = "/v1/surveys/{survey}/responses/{response_id}/codings/{question}"
 STATS = "/v1/surveys/{survey}/stats"
-STAT_READERS = {"admin", "evaluator", "reader"}
 
 RULES: dict[Endpoint, Rule] = {
     ("POST", "/v1/surveys"): rule(
-        {"admin"},
+        Action.manage_surveys,
         201,
         lambda w: Call("POST", "/v1/surveys", json=survey_definition(id=f"new-{w.number()}")),
     ),
     ("PUT", "/v1/surveys/{survey}"): rule(
-        {"admin"},
+        Action.manage_surveys,
         200,
         lambda w: Call(
             "PUT", "/v1/surveys/trust", json=survey_definition(title=f"Retitled {w.number()}")
         ),
     ),
-    ("GET", "/v1/surveys"): rule(ALL_BUT_READER, 200, lambda w: Call("GET", "/v1/surveys")),
+    ("GET", "/v1/surveys"): rule(Action.read_surveys, 200, lambda w: Call("GET", "/v1/surveys")),
     ("GET", "/v1/surveys/{survey}"): rule(
-        ALL_BUT_READER, 200, lambda w: Call("GET", "/v1/surveys/trust")
+        Action.read_surveys, 200, lambda w: Call("GET", "/v1/surveys/trust")
     ),
     ("POST", RESPONSES): rule(
-        {"admin", "submitter"},
+        Action.submit_responses,
         201,
         lambda w: Call("POST", "/v1/surveys/trust/responses", json=submission()),
     ),
     ("POST", RESPONSES + ":import"): rule(
-        {"admin", "evaluator"},
+        Action.import_responses,
         200,
         lambda w: Call(
             "POST",
@@ -205,80 +208,78 @@ RULES: dict[Endpoint, Rule] = {
         ),
     ),
     ("GET", RESPONSES): rule(
-        {"admin", "evaluator"}, 200, lambda w: Call("GET", "/v1/surveys/trust/responses")
+        Action.read_responses, 200, lambda w: Call("GET", "/v1/surveys/trust/responses")
     ),
     ("GET", ONE_RESPONSE): rule(
-        {"admin", "evaluator"},
+        Action.read_responses,
         200,
         lambda w: Call("GET", f"/v1/surveys/trust/responses/{w.response_id()}"),
     ),
     ("DELETE", ONE_RESPONSE): rule(
-        {"admin"},
+        Action.erase_responses,
         204,
         lambda w: Call("DELETE", f"/v1/surveys/trust/responses/{w.response_id()}"),
     ),
     ("PUT", CODEBOOK_PATH): rule(
-        {"admin", "evaluator"},
+        Action.edit_codebooks,
         200,
         lambda w: Call("PUT", "/v1/surveys/trust/codebooks/trust_actions", json=CODEBOOK),
     ),
-    ("GET", CODEBOOK_PATH): rule(
-        {"admin", "evaluator", "coder"}, 200, lambda w: Call("GET", w.codebook())
-    ),
+    ("GET", CODEBOOK_PATH): rule(Action.read_codebooks, 200, lambda w: Call("GET", w.codebook())),
     ("GET", CODEBOOK_PATH + "/history"): rule(
-        {"admin", "evaluator"}, 200, lambda w: Call("GET", w.codebook() + "/history")
+        Action.edit_codebooks, 200, lambda w: Call("GET", w.codebook() + "/history")
     ),
     ("PUT", CODINGS_PATH): rule(
-        {"admin", "evaluator", "coder"},
+        Action.code,
         200,
         lambda w: Call("PUT", coded_answer(w), json={"categories": ["rapport"]}),
     ),
-    ("GET", CODINGS_PATH): rule(
-        {"admin", "evaluator", "coder"}, 200, lambda w: Call("GET", coded_answer(w))
-    ),
+    ("GET", CODINGS_PATH): rule(Action.code, 200, lambda w: Call("GET", coded_answer(w))),
     ("GET", CODINGS_PATH + "/suggestions"): rule(
-        {"admin", "evaluator", "coder"},
+        Action.read_suggestions,
         200,
         lambda w: Call("GET", coded_answer(w) + "/suggestions"),
     ),
     ("PUT", CODINGS_PATH + "/consensus"): rule(
-        {"admin", "evaluator"},
+        Action.resolve,
         200,
         lambda w: Call("PUT", coded_answer(w) + "/consensus", json={"categories": ["rapport"]}),
     ),
     ("DELETE", CODINGS_PATH + "/consensus"): rule(
-        {"admin", "evaluator"}, 204, lambda w: Call("DELETE", resolved_answer(w))
+        Action.resolve, 204, lambda w: Call("DELETE", resolved_answer(w))
     ),
     ("GET", CODEBOOK_PATH + "/queue"): rule(
-        {"admin", "evaluator", "coder"}, 200, lambda w: Call("GET", w.codebook() + "/queue")
+        Action.code, 200, lambda w: Call("GET", w.codebook() + "/queue")
     ),
     ("GET", CODEBOOK_PATH + "/agreement"): rule(
-        {"admin", "evaluator"},
+        Action.read_agreement,
         200,
         lambda w: Call("GET", w.codebook() + "/agreement?coders=coder-a,coder-b"),
     ),
     ("GET", CODEBOOK_PATH + "/discrepancies"): rule(
-        {"admin", "evaluator"},
+        Action.read_agreement,
         200,
         lambda w: Call("GET", w.codebook() + "/discrepancies?coders=coder-a,coder-b"),
     ),
     ("GET", CODEBOOK_PATH + "/export.qdc"): rule(
-        {"admin", "evaluator", "coder"}, 200, lambda w: Call("GET", w.codebook() + "/export.qdc")
+        Action.read_codebooks, 200, lambda w: Call("GET", w.codebook() + "/export.qdc")
     ),
-    ("POST", CODEBOOK_PATH + "/import.qdc"): rule({"admin", "evaluator"}, 200, exported_qdc),
+    ("POST", CODEBOOK_PATH + "/import.qdc"): rule(Action.edit_codebooks, 200, exported_qdc),
     ("GET", CODEBOOK_PATH + "/export.qdpx"): rule(
-        {"admin", "evaluator"}, 200, lambda w: Call("GET", w.codebook() + "/export.qdpx")
+        Action.export_projects, 200, lambda w: Call("GET", w.codebook() + "/export.qdpx")
     ),
     ("GET", STATS + "/composition/{question}"): rule(
-        STAT_READERS, 200, lambda w: Call("GET", "/v1/surveys/trust/stats/composition/role")
+        Action.read_statistics,
+        200,
+        lambda w: Call("GET", "/v1/surveys/trust/stats/composition/role"),
     ),
     ("GET", STATS + "/likert/{question}"): rule(
-        STAT_READERS,
+        Action.read_statistics,
         200,
         lambda w: Call("GET", "/v1/surveys/trust/stats/likert/trust_confidence?by=site"),
     ),
     ("GET", STATS + "/likert/{question}/compare"): rule(
-        STAT_READERS,
+        Action.read_statistics,
         200,
         lambda w: Call(
             "GET",
@@ -286,18 +287,18 @@ RULES: dict[Endpoint, Rule] = {
         ),
     ),
     ("GET", STATS + "/themes/{question}"): rule(
-        STAT_READERS,
+        Action.read_statistics,
         200,
         lambda w: Call("GET", w.codebook().replace("codebooks", "stats/themes") + "?format=csv"),
     ),
     ("POST", "/v1/keys"): rule(
-        {"admin"},
+        Action.manage_keys,
         201,
         lambda w: Call("POST", "/v1/keys", json={"name": f"made-{w.number()}", "role": "reader"}),
     ),
-    ("GET", "/v1/keys"): rule({"admin"}, 200, lambda w: Call("GET", "/v1/keys")),
+    ("GET", "/v1/keys"): rule(Action.manage_keys, 200, lambda w: Call("GET", "/v1/keys")),
     ("DELETE", "/v1/keys/{name}"): rule(
-        {"admin"}, 204, lambda w: Call("DELETE", f"/v1/keys/{w.key_name()}")
+        Action.manage_keys, 204, lambda w: Call("DELETE", f"/v1/keys/{w.key_name()}")
     ),
 }
 
@@ -534,3 +535,27 @@ def test_keys_are_stored_hashed_and_never_listed(
         assert token not in listed.text
     assert all("key" not in item for item in listed.json())
     assert {item["name"] for item in listed.json()} >= {f"api-{role}" for role in ROLES}
+
+
+# Contract §2, written out here so that a change to the permissions table is a change to
+# this test too, made on purpose.
+CONTRACT_ROLES: dict[str, set[Action]] = {
+    "admin": set(Action),
+    "evaluator": set(Action)
+    - {Action.manage_surveys, Action.erase_responses, Action.manage_keys, Action.submit_responses},
+    "coder": {Action.read_surveys, Action.read_codebooks, Action.code, Action.read_suggestions},
+    "submitter": {Action.read_surveys, Action.submit_responses},
+    "reader": {Action.read_statistics},
+}
+
+
+def test_the_permissions_table_is_the_contracts() -> None:
+    assert set(PERMISSIONS) == set(Action)
+    for action, roles in PERMISSIONS.items():
+        expected = {role for role, actions in CONTRACT_ROLES.items() if action in actions}
+        assert {r.value for r in roles} == expected, action
+
+
+def test_every_action_guards_an_endpoint() -> None:
+    """Each action of the table is exercised by the matrix below through some endpoint."""
+    assert {r.action for r in RULES.values()} == set(PERMISSIONS)

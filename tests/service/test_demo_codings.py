@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from schemas.keys import Role
-from service.coding.codings import categories_in_use
+from service.coding.codebooks import categories_in_use
 from service.coding.pairs import coder_agreement, discrepancies
 from service.database import Database
 from service.demo import load_demo

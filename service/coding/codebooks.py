@@ -1,5 +1,8 @@
 """Codebooks (contract §6): one per coded text question, replaced whole, kept in history."""
 
+from collections.abc import Iterable
+from typing import Literal, overload
+
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
@@ -14,15 +17,80 @@ from schemas.codebooks import (
     CodebookTheme,
     ThemeIn,
 )
-from schemas.keys import Role
-from service.coding.codings import categories_in_use
+from schemas.codings import CodingCategory
 from service.errors import Conflict, NotFound, invalid_field
 from service.keys import Principal
+from service.permissions import Action, require
 from service.stats import cells
 from service.validation import CompiledSurvey
 
-EDITORS = (Role.evaluator, Role.admin)
-READERS = (Role.evaluator, Role.admin, Role.coder)
+Lock = Literal["share", "update"] | None
+
+
+@overload
+def codebook_row(
+    session: Session, *, survey_id: str, question_id: str, lock: Lock = None
+) -> Codebook: ...
+
+
+@overload
+def codebook_row(
+    session: Session, *, survey_id: str, question_id: str, lock: Lock = None, missing_ok: bool
+) -> Codebook | None: ...
+
+
+def codebook_row(
+    session: Session,
+    *,
+    survey_id: str,
+    question_id: str,
+    lock: Lock = None,
+    missing_ok: bool = False,
+) -> Codebook | None:
+    """The codebook of a question: the one lookup, 404 when there is none (unless
+    `missing_ok`). `lock` "share" keeps its categories while a coding of them is written;
+    "update" is for replacing it (PostgreSQL; SQLite writers are serialised anyway)."""
+    query = select(Codebook).where(
+        col(Codebook.survey_id) == survey_id, col(Codebook.question_id) == question_id
+    )
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share")
+    codebook = session.exec(query).first()
+    if codebook is None and not missing_ok:
+        raise NotFound(f"no codebook for question {question_id!r}")
+    return codebook
+
+
+def category_ids(session: Session, *, codebook_id: int | None) -> list[str]:
+    """A codebook's category ids, in codebook order."""
+    return list(
+        session.exec(
+            select(CodebookCategory.category_id)
+            .where(CodebookCategory.codebook_id == codebook_id)
+            .order_by(col(CodebookCategory.position))
+        )
+    )
+
+
+def categories_in_use(
+    session: Session, *, survey_id: str, question_id: str, categories: Iterable[str]
+) -> list[str]:
+    """Which of these categories a coding or consensus of the question holds."""
+    wanted = sorted(set(categories))
+    if not wanted:
+        return []
+    return list(
+        session.execute(
+            select(col(CodingCategory.category_id))
+            .where(
+                col(CodingCategory.survey_id) == survey_id,
+                col(CodingCategory.question_id) == question_id,
+                col(CodingCategory.category_id).in_(wanted),
+            )
+            .distinct()
+            .order_by(col(CodingCategory.category_id))
+        ).scalars()
+    )
 
 
 def _check_question(compiled: CompiledSurvey, question_id: str, data: CodebookIn) -> None:
@@ -60,14 +128,12 @@ def put_codebook(
     data: CodebookIn,
 ) -> CodebookPublic:
     """Create or replace the codebook of a text question, recording the revision."""
-    principal.require(*EDITORS)
+    require(principal, Action.edit_codebooks)
     _check_question(compiled, question_id, data)
     survey_id = compiled.definition.id
-    codebook = session.exec(
-        select(Codebook)
-        .where(Codebook.survey_id == survey_id, Codebook.question_id == question_id)
-        .with_for_update()
-    ).first()
+    codebook = codebook_row(
+        session, survey_id=survey_id, question_id=question_id, lock="update", missing_ok=True
+    )
     themes_before: dict[str, str] = {}
     if codebook is None:
         codebook = Codebook(survey_id=survey_id, question_id=question_id, updated_by=principal.name)
@@ -132,16 +198,7 @@ def put_codebook(
 
 def codebook_of(session: Session, *, survey_id: str, question_id: str) -> CodebookPublic:
     """A question's codebook for internal use (theme statistics), without a role check."""
-    return _public(session, _codebook(session, survey_id, question_id))
-
-
-def _codebook(session: Session, survey_id: str, question_id: str) -> Codebook:
-    codebook = session.exec(
-        select(Codebook).where(Codebook.survey_id == survey_id, Codebook.question_id == question_id)
-    ).first()
-    if codebook is None:
-        raise NotFound(f"no codebook for question {question_id!r}")
-    return codebook
+    return _public(session, codebook_row(session, survey_id=survey_id, question_id=question_id))
 
 
 def _public(session: Session, codebook: Codebook) -> CodebookPublic:
@@ -188,16 +245,16 @@ def _public(session: Session, codebook: Codebook) -> CodebookPublic:
 def get_codebook(
     session: Session, *, principal: Principal, survey_id: str, question_id: str
 ) -> CodebookPublic:
-    principal.require(*READERS)
-    return _public(session, _codebook(session, survey_id, question_id))
+    require(principal, Action.read_codebooks)
+    return _public(session, codebook_row(session, survey_id=survey_id, question_id=question_id))
 
 
 def codebook_history(
     session: Session, *, principal: Principal, survey_id: str, question_id: str
 ) -> list[CodebookRevisionPublic]:
     """Every version of the codebook, oldest first, with who changed it and when."""
-    principal.require(*EDITORS)
-    codebook = _codebook(session, survey_id, question_id)
+    require(principal, Action.edit_codebooks)
+    codebook = codebook_row(session, survey_id=survey_id, question_id=question_id)
     revisions = session.exec(
         select(CodebookRevision)
         .where(CodebookRevision.codebook_id == codebook.id)
