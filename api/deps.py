@@ -2,13 +2,10 @@
 the survey named in the path."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
-from weakref import WeakKeyDictionary
 
-from anyio import Lock, Semaphore
-from anyio.lowlevel import RunVar
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import contextmanager_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -37,49 +34,10 @@ def get_database(request: Request) -> Database:
     return database
 
 
-@dataclass
-class _Turns:
-    """Where this process's requests wait for the database: in the event loop, holding
-    no worker thread and no connection."""
-
-    slots: Semaphore  # one per pooled connection
-    writer: Lock | None  # SQLite only: one write transaction at a time
-
-
-_turns: RunVar["WeakKeyDictionary[Database, _Turns]"] = RunVar("hearme_db_turns")
-
-
-def _turns_for(database: Database, pool_size: int) -> _Turns:
-    """The turns of this database in the running event loop."""
-    try:
-        by_database = _turns.get()
-    except LookupError:
-        by_database = WeakKeyDictionary()
-        _turns.set(by_database)
-    turns = by_database.get(database)
-    if turns is None:
-        writer = Lock() if database.dialect == "sqlite" else None
-        turns = by_database[database] = _Turns(Semaphore(pool_size), writer)
-    return turns
-
-
 @asynccontextmanager
 async def database_turn(request: Request, *, write: bool) -> AsyncIterator[None]:
-    """Wait, in the event loop, for this request's turn at the database.
-
-    A request holding a connection may still need worker threads to finish (its
-    dependencies and route each take one in turn). Were requests to wait for a connection
-    inside a thread, with more requests in flight than connections, the waiters could take
-    every thread while the holders need one: all stall until the pool times out (500s).
-    So requests first wait here, FIFO, for a slot (at most `db_pool_size` at once, so a
-    checkout never waits and no overflow connection is opened and closed per request),
-    and on SQLite, writers also for their turn: a write transaction holds the database's
-    one write lock from its first statement (BEGIN IMMEDIATE) to its commit, and writers
-    queued here are handed it at once rather than found by SQLite's sleeping busy
-    handler. Other processes are still kept out by SQLite's own lock.
-    """
-    turns = _turns_for(get_database(request), get_settings(request).db_pool_size)
-    async with turns.writer if write and turns.writer is not None else nullcontext(), turns.slots:
+    """This request's turn at the database (`Database.turn`)."""
+    async with get_database(request).turn(write=write):
         yield
 
 

@@ -13,7 +13,6 @@ from api.deps import (
     StreamingPrincipalDep,
     SubmitterDep,
     SurveyId,
-    database_turn,
     get_database,
     get_settings,
     require_json,
@@ -61,15 +60,14 @@ async def submit_response(
     # The hot path: the write transaction runs whole in one worker thread once this
     # request has its turn, rather than open across the hops of several sync
     # dependencies (on SQLite, writers queue for that stretch alone).
-    async with database_turn(request, write=True):
-        stored, created = await run_in_threadpool(
-            responses.submit_in_transaction,
-            get_database(request),
-            survey_id=submitter.compiled.definition.id,
-            principal=submitter.principal,
-            data=data,
-            idempotency_key=idempotency_key,
-        )
+    stored, created = await get_database(request).run(
+        responses.submit_to_survey,
+        write=True,
+        survey_id=submitter.compiled.definition.id,
+        principal=submitter.principal,
+        data=data,
+        idempotency_key=idempotency_key,
+    )
     if created:
         return stored
     return JSONResponse(stored.model_dump(mode="json"), status_code=200)
@@ -104,9 +102,9 @@ async def import_responses(
         async for chunk in request.stream():
             await run_in_threadpool(spool.write, chunk)
         spool.seek(0)
-        count = await run_in_threadpool(
-            imports.import_into,
-            database,
+        count = await database.run(
+            imports.import_into_survey,
+            write=True,
             principal=principal,
             survey_id=survey,
             body=spool,

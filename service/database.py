@@ -1,12 +1,24 @@
-"""Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
+"""Engines, the unit of work and migrations for SQLite (embedded default) and PostgreSQL.
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+Every write goes through `Database`: `Database.session()` is the unit of work (it owns the
+transaction: commit on success, roll back on error), and in the server `Database.turn()`
+hands out, FIFO, the connection slots and SQLite's one write turn before a unit of work
+starts; `Database.run()` is the two together, for a whole transaction run in one worker
+thread. Services only take a `Session`, add, flush and execute; they never begin, commit
+or roll back.
+"""
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
+from anyio import Lock, Semaphore, to_thread
+from anyio.lowlevel import RunVar
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -61,18 +73,124 @@ def create_db_engine(settings: Settings) -> Engine:
     )
 
 
+T = TypeVar("T")
+
+UNIT_OF_WORK = "hearme_unit_of_work"
+
+
+@dataclass
+class UnitOfWork:
+    """What one transaction will do besides its statements, registered by the services
+    that run in it.
+
+    - `before_commit`: callbacks run in the transaction, after the services' last flush
+      and before COMMIT, each with the session. This is the hook for records that must
+      commit or roll back together with the change they describe: the events outbox and
+      the audit log write their rows here, so there is never an event or audit record of
+      a change that did not happen, nor a change without its record.
+    - `after_commit`: callbacks run once the transaction has committed (never after a
+      rollback), outside it: for process-local state that must follow committed data
+      only, such as forgetting a revoked key in the key cache.
+
+    Register with `before_commit(session, fn)` / `after_commit(session, fn)`.
+    """
+
+    before_commit: list[Callable[[Session], None]] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+def unit_of_work(session: Session) -> UnitOfWork:
+    """The unit of work a session belongs to (a bare session gets one of its own)."""
+    work = session.info.get(UNIT_OF_WORK)
+    if work is None:
+        work = session.info[UNIT_OF_WORK] = UnitOfWork()
+    assert isinstance(work, UnitOfWork)
+    return work
+
+
+def before_commit(session: Session, callback: Callable[[Session], None]) -> None:
+    unit_of_work(session).before_commit.append(callback)
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    unit_of_work(session).after_commit.append(callback)
+
+
+@dataclass
+class _Turns:
+    """Where this process's requests wait for the database: in the event loop, holding
+    no worker thread and no connection."""
+
+    slots: Semaphore  # one per pooled connection
+    writer: Lock | None  # SQLite only: one write transaction at a time
+
+
+_turns: RunVar["WeakKeyDictionary[Database, _Turns]"] = RunVar("hearme_db_turns")
+
+
 class Database:
-    """The engine of one process, with separate read and write views of its pool."""
+    """The engine of one process, with separate read and write views of its pool, and the
+    one way to run a transaction on it."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_db_engine(settings)
         self.write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self.dialect = self.engine.dialect.name
+        self.pool_size = settings.db_pool_size
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
+        """One unit of work: commit on success (after its `before_commit` callbacks, then
+        its `after_commit` ones), roll back on any error. Synchronous: in the server it
+        runs in a worker thread, after `turn()`."""
         with session_scope(self.write_engine if write else self.engine) as session:
             yield session
+
+    def _turns(self) -> _Turns:
+        """This database's turns in the running event loop."""
+        try:
+            by_database = _turns.get()
+        except LookupError:
+            by_database = WeakKeyDictionary()
+            _turns.set(by_database)
+        turns = by_database.get(self)
+        if turns is None:
+            writer = Lock() if self.dialect == "sqlite" else None
+            turns = by_database[self] = _Turns(Semaphore(self.pool_size), writer)
+        return turns
+
+    @asynccontextmanager
+    async def turn(self, *, write: bool) -> AsyncIterator[None]:
+        """Wait, in the event loop, for a turn at the database.
+
+        A request holding a connection may still need worker threads to finish (its
+        dependencies and route each take one in turn). Were requests to wait for a
+        connection inside a thread, with more requests in flight than connections, the
+        waiters could take every thread while the holders need one: all stall until the
+        pool times out (500s). So requests first wait here, FIFO, for a slot (at most
+        `db_pool_size` at once, so a checkout never waits and no overflow connection is
+        opened and closed per request), and on SQLite, writers also for their turn: a
+        write transaction holds the database's one write lock from its first statement
+        (BEGIN IMMEDIATE) to its commit, and writers queued here are handed it at once
+        rather than found by SQLite's sleeping busy handler. Other processes are still
+        kept out by SQLite's own lock.
+        """
+        turns = self._turns()
+        writer = turns.writer if write and turns.writer is not None else nullcontext()
+        async with writer, turns.slots:
+            yield
+
+    async def run(self, work: Callable[..., T], /, *args: Any, write: bool, **kwargs: Any) -> T:
+        """`work(session, *args, **kwargs)` in one unit of work, start to finish in one
+        worker thread once this caller has its turn: the transaction (and on SQLite the
+        write lock) is held for that stretch alone, not across the hops of a request."""
+
+        def in_unit_of_work() -> T:
+            with self.session(write=write) as session:
+                return work(session, *args, **kwargs)
+
+        async with self.turn(write=write):
+            return await to_thread.run_sync(in_unit_of_work)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -80,14 +198,20 @@ class Database:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success (its `before_commit` callbacks run first, in
+    the transaction; its `after_commit` ones after), roll back on any error."""
     with Session(engine, expire_on_commit=False) as session:
+        work = unit_of_work(session)
         try:
             yield session
+            for callback in work.before_commit:
+                callback(session)
             session.commit()
         except BaseException:
             session.rollback()
             raise
+    for done in work.after_commit:
+        done()
 
 
 def migrations_dir() -> Path:

@@ -18,7 +18,6 @@ from sqlmodel import Session
 
 from schemas.base import utcnow
 from schemas.responses import SubmissionIn
-from service.database import Database
 from service.errors import FieldProblem, Forbidden, Invalid, invalid_field
 from service.keys import Principal
 from service.permissions import Action, require
@@ -191,8 +190,8 @@ def authorize(principal: Principal) -> None:
     require(principal, Action.import_responses)
 
 
-def import_into(
-    database: Database,
+def import_into_survey(
+    session: Session,
     *,
     principal: Principal,
     survey_id: str,
@@ -200,15 +199,15 @@ def import_into(
     media_type: str,
     batch_size: int,
 ) -> int:
-    """Run an import in one write transaction of its own, opened only once the whole body
-    has arrived (an upload must not hold the database's write lock while it streams)."""
-    with database.session(write=True) as session:
-        compiled = load_compiled(session, survey_id=survey_id, for_write=True)
-        return import_responses(
-            session,
-            compiled,
-            principal=principal,
-            body=body,
-            media_type=media_type,
-            batch_size=batch_size,
-        )
+    """Import into the survey as it stands in this transaction (which the caller opens
+    only once the whole body has arrived: an upload must not hold the database's write
+    lock while it streams)."""
+    compiled = load_compiled(session, survey_id=survey_id, for_write=True)
+    return import_responses(
+        session,
+        compiled,
+        principal=principal,
+        body=body,
+        media_type=media_type,
+        batch_size=batch_size,
+    )

@@ -13,7 +13,6 @@ from schemas.base import utcnow
 from schemas.responses import Answer, IdempotencyRecord, Response, ResponsePublic, SubmissionIn
 from schemas.surveys import Survey, Wave
 from service.answers import answer_rows
-from service.database import Database
 from service.errors import Conflict, FieldProblem, Forbidden, Invalid, NotFound
 from service.ids import new_id
 from service.keys import Principal
@@ -183,26 +182,21 @@ def submit(
     return to_public(Response(pk=pk, **stored)), True
 
 
-def submit_in_transaction(
-    database: Database,
+def submit_to_survey(
+    session: Session,
     *,
     survey_id: str,
     principal: Principal,
     data: SubmissionIn,
     idempotency_key: str | None = None,
 ) -> tuple[ResponsePublic, bool]:
-    """`submit` in a write transaction of its own, committed before it returns: one
-    stretch of work for one thread, so that SQLite's write lock is held no longer.
-
-    The survey is read again inside the transaction (from the cache unless its version
-    changed; on PostgreSQL under a key-share lock, see `load_compiled`), so a submission
-    is validated against the definition that is current when it is stored.
-    """
-    with database.session(write=True) as session:
-        compiled = load_compiled(session, survey_id=survey_id, for_write=True)
-        return submit(
-            session, compiled, principal=principal, data=data, idempotency_key=idempotency_key
-        )
+    """`submit` against the survey as it stands in this transaction (from the cache unless
+    its version changed; on PostgreSQL under a key-share lock, see `load_compiled`), so a
+    submission is validated against the definition that is current when it is stored."""
+    compiled = load_compiled(session, survey_id=survey_id, for_write=True)
+    return submit(
+        session, compiled, principal=principal, data=data, idempotency_key=idempotency_key
+    )
 
 
 def visible_response(
