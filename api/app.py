@@ -25,6 +25,7 @@ from api import (
 from api.middleware import RequestContext
 from service.database import Database
 from service.settings import Settings, get_settings
+from service.submissions import GroupCommit
 
 DESCRIPTION = """Survey backend for multi-site evaluations of child-protection practice:
 validated submissions per site and wave, thematic coding of open answers, and aggregated
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.group_commit = GroupCommit(database)
     problems.install(app)
     routers = (
         surveys,

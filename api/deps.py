@@ -15,6 +15,7 @@ from schemas.base import SLUG_PATTERN
 from service.database import Database
 from service.keys import Principal, authenticate
 from service.settings import Settings
+from service.submissions import GroupCommit
 from service.surveys import load_compiled
 from service.validation import CompiledSurvey
 
@@ -32,6 +33,11 @@ def get_settings(request: Request) -> Settings:
 def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
+
+
+def get_group_commit(request: Request) -> GroupCommit:
+    group_commit: GroupCommit = request.app.state.group_commit
+    return group_commit
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ from api.deps import (
     SubmitterDep,
     SurveyId,
     get_database,
+    get_group_commit,
     get_settings,
     require_json,
 )
@@ -21,7 +22,7 @@ from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
 from schemas.base import Page
 from schemas.responses import ImportResult, ResponsePublic, SubmissionIn
-from service import erasure, imports, responses
+from service import erasure, imports, responses, submissions
 from service.database import Database
 from service.settings import Settings
 
@@ -57,17 +58,16 @@ async def submit_response(
     idempotency_key: IdempotencyKey = None,
 ) -> ResponsePublic | JSONResponse:
     """Submit one response (submitter of the site, or admin)."""
-    # The hot path: the write transaction runs whole in one worker thread once this
-    # request has its turn, rather than open across the hops of several sync
-    # dependencies (on SQLite, writers queue for that stretch alone).
-    stored, created = await get_database(request).run(
-        responses.submit_to_survey,
-        write=True,
-        survey_id=submitter.compiled.definition.id,
+    # The hot path: checked here, outside any transaction, then stored by group commit
+    # together with the submissions that arrive meanwhile (`service.submissions`); the
+    # answer waits until that batch has committed.
+    pending = submissions.prepare(
+        submitter.compiled,
         principal=submitter.principal,
         data=data,
         idempotency_key=idempotency_key,
     )
+    stored, created = await get_group_commit(request).submit(pending)
     if created:
         return stored
     return JSONResponse(stored.model_dump(mode="json"), status_code=200)

@@ -1,26 +1,25 @@
 """Submissions (contract §5): validate, store once (idempotently), read back, erase."""
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from schemas.base import utcnow
-from schemas.responses import Answer, IdempotencyRecord, Response, ResponsePublic, SubmissionIn
+from schemas.responses import Answer, Response, ResponsePublic, SubmissionIn
 from schemas.surveys import Survey, Wave
 from service.answers import answer_rows
-from service.errors import Conflict, FieldProblem, Forbidden, Invalid, NotFound
+from service.errors import FieldProblem, Forbidden, NotFound
 from service.ids import new_id
 from service.keys import Principal
 from service.pagination import decode_pk_cursor, encode_cursor
 from service.permissions import Action, require
 from service.stats import cells
 from service.stats.cells import ANSWER_SOURCES
-from service.surveys import load_compiled
 from service.validation import CompiledSurvey
 
 
@@ -71,6 +70,16 @@ _INSERT_RESPONSE = insert(_RESPONSE_TABLE).returning(
 _INSERT_ANSWERS = insert(Answer.__table__)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class Validated:
+    """A submission that passed its checks, with its answers as they will be stored."""
+
+    data: SubmissionIn
+    answers: dict[str, Any]
+    received_at: datetime
+    submitted_by: str
+
+
 def store_responses(
     session: Session,
     compiled: CompiledSurvey,
@@ -79,20 +88,32 @@ def store_responses(
     items: list[tuple[SubmissionIn, dict[str, Any]]],
     received_at: datetime,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Insert validated submissions and their answer rows in two statements; returns each
-    stored row's primary key and values."""
+    """`store_validated` for submissions of one key received at one moment (imports)."""
+    return store_validated(
+        session,
+        compiled,
+        [Validated(data, answers, received_at, principal.name) for data, answers in items],
+    )
+
+
+def store_validated(
+    session: Session, compiled: CompiledSurvey, items: Sequence[Validated]
+) -> list[tuple[int, dict[str, Any]]]:
+    """Insert validated submissions of one survey and their answer rows in two multi-row
+    statements, and count them in the cells with one more; returns each stored row's
+    primary key and values."""
     values: list[dict[str, Any]] = [
         {
             "id": new_id(),
             "survey_id": compiled.definition.id,
-            "site": data.site,
-            "wave": data.wave,
-            "received_at": received_at,
-            "submitted_at": data.submitted_at,
-            "submitted_by": principal.name,
-            "answers": answers,
+            "site": item.data.site,
+            "wave": item.data.wave,
+            "received_at": item.received_at,
+            "submitted_at": item.data.submitted_at,
+            "submitted_by": item.submitted_by,
+            "answers": item.answers,
         }
-        for data, answers in items
+        for item in items
     ]
     keys = session.execute(_INSERT_RESPONSE, values).scalars().all()
     rows = [
@@ -115,88 +136,6 @@ def store_responses(
 def request_hash(data: SubmissionIn) -> str:
     canonical = orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
-
-
-def _claim_idempotency_key(
-    session: Session, *, principal: Principal, key: str, digest: str
-) -> tuple[IdempotencyRecord, Response | None]:
-    """The record for this key, new or existing, and the response it already produced.
-
-    The insert runs in a savepoint: when a concurrent duplicate wins the unique
-    constraint, only the savepoint is lost and the winner's record is read instead.
-    """
-    record = IdempotencyRecord(api_key_id=principal.key_id, key=key, request_hash=digest)
-    try:
-        with session.begin_nested():
-            session.add(record)
-    except IntegrityError:
-        existing = session.exec(
-            select(IdempotencyRecord)
-            .where(IdempotencyRecord.api_key_id == principal.key_id)
-            .where(IdempotencyRecord.key == key)
-        ).one()
-        if existing.request_hash != digest:
-            raise Conflict("this Idempotency-Key was already used with a different body") from None
-        if existing.response_pk is None:
-            raise Conflict(
-                "the response first stored under this Idempotency-Key was erased"
-            ) from None
-        return existing, session.get(Response, existing.response_pk)
-    return record, None
-
-
-def submit(
-    session: Session,
-    compiled: CompiledSurvey,
-    *,
-    principal: Principal,
-    data: SubmissionIn,
-    idempotency_key: str | None = None,
-) -> tuple[ResponsePublic, bool]:
-    """Validate and store one live submission; returns it and whether it is new."""
-    require(principal, Action.submit_responses)
-    received_at = utcnow()
-    answers, problems = check_submission(
-        compiled, principal=principal, data=data, received_at=received_at
-    )
-    if problems:
-        raise Invalid("the submission is not valid", problems)
-    wave = compiled.definition.wave(data.wave)
-    assert wave is not None
-    if not wave_is_open(wave, received_at):
-        raise Conflict(f"wave {wave.id!r} is not open for submissions")
-    record = None
-    if idempotency_key is not None:
-        record, existing = _claim_idempotency_key(
-            session, principal=principal, key=idempotency_key, digest=request_hash(data)
-        )
-        if existing is not None:
-            return to_public(existing), False
-    ((pk, stored),) = store_responses(
-        session, compiled, principal=principal, items=[(data, answers)], received_at=received_at
-    )
-    if record is not None:
-        record.response_pk = pk
-        session.add(record)
-        session.flush()
-    return to_public(Response(pk=pk, **stored)), True
-
-
-def submit_to_survey(
-    session: Session,
-    *,
-    survey_id: str,
-    principal: Principal,
-    data: SubmissionIn,
-    idempotency_key: str | None = None,
-) -> tuple[ResponsePublic, bool]:
-    """`submit` against the survey as it stands in this transaction (from the cache unless
-    its version changed; on PostgreSQL under a key-share lock, see `load_compiled`), so a
-    submission is validated against the definition that is current when it is stored."""
-    compiled = load_compiled(session, survey_id=survey_id, for_write=True)
-    return submit(
-        session, compiled, principal=principal, data=data, idempotency_key=idempotency_key
-    )
 
 
 def visible_response(

@@ -13,7 +13,7 @@ from schemas.surveys import SurveyDefinition
 from service.coding.outcome import outcome, set_outcome
 from service.database import Database
 from service.keys import Principal
-from service.responses import submit
+from service.submissions import submit
 from service.surveys import create_survey, load_compiled
 from tests.conftest import submission, survey_definition
 

@@ -38,9 +38,13 @@ def test_a_failed_unit_of_work_keeps_nothing_and_runs_no_after_commit(
         create_key(session, data=KeyCreate(name="record", role=Role.reader))
         raise RuntimeError("the record could not be written")
 
-    with pytest.raises(RuntimeError), database.session() as session:
-        create_key(session, data=KeyCreate(name="the-change", role=Role.reader))
-        before_commit(session, record)
-        after_commit(session, lambda: committed.append("done"))
+    def work() -> None:
+        with database.session() as session:
+            create_key(session, data=KeyCreate(name="the-change", role=Role.reader))
+            before_commit(session, record)
+            after_commit(session, lambda: committed.append("done"))
+
+    with pytest.raises(RuntimeError):
+        work()
     assert _names(database) == set()
     assert committed == []

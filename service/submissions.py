@@ -1,0 +1,328 @@
+"""Live submissions (contract §5) with group commit: validated alone, stored together.
+
+A submission is checked first, outside any transaction, against the compiled survey in
+this process's cache (`prepare`). It then joins the queue of its process, and one writer
+at a time stores everything queued in one transaction (`store_batch`): multi-row inserts
+of responses, answers and idempotency records, one cells upkeep statement per survey
+over all of the batch's responses, one commit and so one fsync for them all. Each
+request is answered only once its batch has committed, so every 2xx is durable.
+
+What can still go wrong for one item inside the batch is decided by pre-checks, never by
+a failing statement: a definition changed since the item was validated (it is validated
+again against the version in force, under the same key-share lock as before); an
+`Idempotency-Key` already used (replayed, or 409 for another body or an erased
+response); the same key twice in one batch (the first is stored, the second gets its
+replay). Those items get their own error or replay and the others are stored. Should the
+batch's transaction fail anyway (a lost connection, a bug), its items are retried one
+per transaction, so a poisoned item fails alone.
+
+Concurrent batches in other processes meet at the idempotency record's unique key:
+claims are `INSERT ... ON CONFLICT DO NOTHING`, and a key another transaction claimed
+first is read back as a replay once that transaction has committed (PostgreSQL waits for
+it; SQLite's writers are serialised by its write lock).
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from schemas.base import utcnow
+from schemas.responses import IdempotencyRecord, Response, ResponsePublic, SubmissionIn
+from service.database import Database
+from service.errors import Conflict, DomainError, Invalid, NotFound
+from service.keys import Principal
+from service.permissions import Action, require
+from service.responses import (
+    Validated,
+    check_submission,
+    request_hash,
+    store_validated,
+    to_public,
+    wave_is_open,
+)
+from service.surveys import load_compiled
+from service.validation import CompiledSurvey
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+OTHER_BODY = "this Idempotency-Key was already used with a different body"
+ERASED = "the response first stored under this Idempotency-Key was erased"
+
+Outcome = tuple[ResponsePublic, bool] | DomainError  # (stored, created) or the item's error
+
+
+@dataclass
+class Pending:
+    """A submission that passed its checks, waiting to be stored."""
+
+    compiled: CompiledSurvey  # the version it was validated against
+    principal: Principal
+    data: SubmissionIn
+    answers: dict[str, Any]
+    received_at: datetime
+    idempotency_key: str | None
+    digest: str | None = field(default=None)
+
+
+def prepare(
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    data: SubmissionIn,
+    idempotency_key: str | None,
+    received_at: datetime | None = None,
+) -> Pending:
+    """Every check of a live submission that needs no transaction: role, site, answers,
+    the wave open at `received_at` (422, 403, 409 raised here)."""
+    require(principal, Action.submit_responses)
+    received_at = received_at or utcnow()
+    answers = _check(compiled, principal, data, received_at)
+    digest = request_hash(data) if idempotency_key is not None else None
+    return Pending(compiled, principal, data, answers, received_at, idempotency_key, digest)
+
+
+def _check(
+    compiled: CompiledSurvey, principal: Principal, data: SubmissionIn, received_at: datetime
+) -> dict[str, Any]:
+    answers, problems = check_submission(
+        compiled, principal=principal, data=data, received_at=received_at
+    )
+    if problems:
+        raise Invalid("the submission is not valid", problems)
+    wave = compiled.definition.wave(data.wave)
+    assert wave is not None
+    if not wave_is_open(wave, received_at):
+        raise Conflict(f"wave {wave.id!r} is not open for submissions")
+    return answers
+
+
+def _revalidate(session: Session, items: Sequence[Pending], outcomes: list[Outcome | None]) -> None:
+    """Hold each item to the definition in force in this transaction (key-share locked on
+    PostgreSQL, see `load_compiled`): an item validated against an older version is
+    checked again, and fails alone if it no longer passes."""
+    current: dict[str, CompiledSurvey | NotFound] = {}
+    for i, item in enumerate(items):
+        survey_id = item.compiled.definition.id
+        if survey_id not in current:
+            try:
+                current[survey_id] = load_compiled(session, survey_id=survey_id, for_write=True)
+            except NotFound as exc:
+                current[survey_id] = exc
+        compiled = current[survey_id]
+        if isinstance(compiled, NotFound):
+            outcomes[i] = compiled
+            continue
+        if compiled is not item.compiled:
+            try:
+                item.answers = _check(compiled, item.principal, item.data, item.received_at)
+            except DomainError as exc:
+                outcomes[i] = exc
+                continue
+            item.compiled = compiled
+
+
+_RECORDS = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+
+def _insert_ignoring_conflicts(session: Session) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return (
+        dialect.insert(_RECORDS)
+        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+        .returning(_RECORDS.c.id, _RECORDS.c.api_key_id, _RECORDS.c.key)
+    )
+
+
+_SET_RESPONSE = (
+    update(_RECORDS)
+    .where(_RECORDS.c.id == bindparam("record_id"))
+    .values(response_pk=bindparam("pk"))
+)
+
+
+def _claim_keys(
+    session: Session, items: Sequence[Pending], outcomes: list[Outcome | None]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Claim the batch's idempotency keys. Returns the items that claimed a new record
+    (item index -> record id) and the in-batch duplicates (item index -> index of the
+    first item with its key); items whose key was used before get their outcome here."""
+    first: dict[tuple[int, str], int] = {}
+    duplicates: dict[int, int] = {}
+    for i, item in enumerate(items):
+        if outcomes[i] is not None or item.idempotency_key is None:
+            continue
+        key = (item.principal.key_id, item.idempotency_key)
+        if key in first:
+            duplicates[i] = first[key]
+        else:
+            first[key] = i
+    if not first:
+        return {}, duplicates
+    claimed_rows = session.execute(
+        _insert_ignoring_conflicts(session),
+        [
+            {"api_key_id": k[0], "key": k[1], "request_hash": items[i].digest}
+            for k, i in sorted(first.items())  # in key order: concurrent claims cannot deadlock
+        ],
+    ).all()
+    claimed = {first[(row.api_key_id, row.key)]: row.id for row in claimed_rows}
+    taken = [k for k, i in first.items() if i not in claimed]
+    if taken:
+        records = session.execute(
+            select(IdempotencyRecord).where(
+                tuple_(col(IdempotencyRecord.api_key_id), col(IdempotencyRecord.key)).in_(taken)
+            )
+        ).scalars()
+        by_key = {(r.api_key_id, r.key): r for r in records}
+        pks = [r.response_pk for r in by_key.values() if r.response_pk is not None]
+        stored = {
+            r.pk: r
+            for r in session.execute(select(Response).where(col(Response.pk).in_(pks))).scalars()
+        }
+        for key in taken:
+            i, record = first[key], by_key[key]
+            if record.request_hash != items[i].digest:
+                outcomes[i] = Conflict(
+                    "this Idempotency-Key was already used with a different body"
+                )
+            elif record.response_pk is None or record.response_pk not in stored:
+                outcomes[i] = Conflict(
+                    "the response first stored under this Idempotency-Key was erased"
+                )
+            else:
+                outcomes[i] = (to_public(stored[record.response_pk]), False)
+    return claimed, duplicates
+
+
+def store_batch(session: Session, items: Sequence[Pending]) -> list[Outcome]:
+    """Store prepared submissions in the caller's transaction; one outcome per item."""
+    outcomes: list[Outcome | None] = [None] * len(items)
+    _revalidate(session, items, outcomes)
+    claimed, duplicates = _claim_keys(session, items, outcomes)
+    to_store = [i for i in range(len(items)) if outcomes[i] is None and i not in duplicates]
+    by_survey: dict[str, list[int]] = {}
+    for i in to_store:
+        by_survey.setdefault(items[i].compiled.definition.id, []).append(i)
+    links: list[dict[str, int]] = []
+    for indexes in by_survey.values():
+        compiled = items[indexes[0]].compiled
+        stored = store_validated(
+            session,
+            compiled,
+            [
+                Validated(
+                    items[i].data,
+                    items[i].answers,
+                    items[i].received_at,
+                    items[i].principal.name,
+                )
+                for i in indexes
+            ],
+        )
+        for i, (pk, values) in zip(indexes, stored, strict=True):
+            outcomes[i] = (to_public(Response(pk=pk, **values)), True)
+            if i in claimed:
+                links.append({"record_id": claimed[i], "pk": pk})
+    if links:
+        session.execute(_SET_RESPONSE, links)
+    for i, leader in duplicates.items():
+        outcome = outcomes[leader]
+        if isinstance(outcome, DomainError):
+            outcomes[i] = outcome
+        elif items[i].digest != items[leader].digest:
+            outcomes[i] = Conflict(OTHER_BODY)
+        else:
+            assert outcome is not None
+            outcomes[i] = (outcome[0], False)
+    assert all(o is not None for o in outcomes)
+    return [o for o in outcomes if o is not None]
+
+
+def submit(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    data: SubmissionIn,
+    idempotency_key: str | None = None,
+) -> tuple[ResponsePublic, bool]:
+    """Validate and store one submission in the caller's transaction (scripts, tests);
+    returns it and whether it is new."""
+    pending = prepare(compiled, principal=principal, data=data, idempotency_key=idempotency_key)
+    (outcome,) = store_batch(session, [pending])
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+@dataclass
+class _Queue:
+    items: list[tuple[Pending, "asyncio.Future[Outcome]"]] = field(default_factory=list)
+    writer: "asyncio.Task[None] | None" = None
+
+
+class GroupCommit:
+    """The submissions queue of one database in one process, drained by one writer task
+    per event loop: each turn it takes everything queued (up to `max_batch`), stores it
+    in one unit of work through `Database.run` (so it holds SQLite's write turn like any
+    writer), and answers each waiting request. Requests that arrive meanwhile form the
+    next batch: under load batches grow by themselves, and a lone request is stored at
+    once."""
+
+    def __init__(self, database: Database, *, max_batch: int = MAX_BATCH) -> None:
+        self.database = database
+        self.max_batch = max_batch
+        self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = WeakKeyDictionary()
+
+    async def submit(self, pending: Pending) -> tuple[ResponsePublic, bool]:
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        queue.items.append((pending, future))
+        if queue.writer is None:
+            queue.writer = loop.create_task(self._drain(queue))
+        outcome = await future
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def _drain(self, queue: _Queue) -> None:
+        try:
+            while queue.items:
+                batch = queue.items[: self.max_batch]
+                del queue.items[: self.max_batch]
+                await self._store(batch)
+        finally:
+            queue.writer = None
+
+    async def _store(self, batch: list[tuple[Pending, "asyncio.Future[Outcome]"]]) -> None:
+        items = [pending for pending, _ in batch]
+        try:
+            outcomes = await self.database.run(store_batch, items, write=True)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            log.warning("a batch of %d submissions failed; retrying one by one", len(batch))
+            for one in batch:
+                await self._store([one])
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def _settle(future: "asyncio.Future[Outcome]", exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
