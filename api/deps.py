@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
-from fastapi.concurrency import contextmanager_in_threadpool
+from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from schemas.base import SLUG_PATTERN
 from service.database import Database
-from service.keys import Principal, authenticate
+from service.keys import Principal, authenticate, cached_principal
 from service.settings import Settings
 from service.submissions import GroupCommit
-from service.surveys import load_compiled
+from service.surveys import cached_compiled, load_compiled
 from service.validation import CompiledSurvey
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -108,15 +108,40 @@ class Submitter:
 
     principal: Principal
     compiled: CompiledSurvey
+    cached: bool  # the survey came from this process's cache, unverified
 
 
-def get_submitter(request: Request, credentials: Credentials, survey: SurveyId) -> Submitter:
-    """Authenticate, then find the survey, in a short read transaction of its own (401,
-    then 404, before the body's 422, as on other routes), so that the submission's write
-    transaction runs start to finish in one worker thread (`api.responses`)."""
+def _read_submitter(request: Request, token: str | None, survey: str) -> Submitter:
     with get_database(request).session(write=False) as session:
-        principal = _authenticate(request, session, credentials)
-        return Submitter(principal, load_compiled(session, survey_id=survey))
+        principal = authenticate(session, token=token)
+        return Submitter(principal, load_compiled(session, survey_id=survey), cached=False)
+
+
+async def get_submitter(request: Request, credentials: Credentials, survey: SurveyId) -> Submitter:
+    """Authenticate, then find the survey (401, then 404, before the body's 422, as on
+    other routes): on the hot path from this process's caches alone, with no database
+    round trip and no worker thread (a fresh key, the survey as last found current; the
+    batch that stores the submission reads the survey's version again). Otherwise in a
+    short read transaction of its own."""
+    token = credentials.credentials if credentials else None
+    principal = cached_principal(token)
+    compiled = cached_compiled(survey)
+    if principal is not None and compiled is not None:
+        submitter = Submitter(principal, compiled, cached=True)
+    else:
+        submitter = await run_in_threadpool(_read_submitter, request, token, survey)
+    request.state.key_name = submitter.principal.name  # for the access log, never the key
+    return submitter
+
+
+async def current_survey(request: Request, survey: str) -> CompiledSurvey:
+    """The survey as it stands in the database, for a submission that failed its checks
+    against a cached version (it may have been stale)."""
+
+    def read(session: Session) -> CompiledSurvey:
+        return load_compiled(session, survey_id=survey)
+
+    return await get_database(request).run(read, write=False)
 
 
 SubmitterDep = Annotated[Submitter, Depends(get_submitter)]

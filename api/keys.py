@@ -41,7 +41,8 @@ def list_keys(session: SessionDep, principal: PrincipalDep) -> list[KeyPublic]:
 def revoke_key(
     name: Annotated[str, Path(max_length=200)], session: SessionDep, principal: PrincipalDep
 ) -> Response:
-    """Revoke a key: it stops working at once, in every process (admin)."""
+    """Revoke a key: it stops working at once in this process, within 1 s in every other
+    process and replica (the key cache's bound, `service.key_cache`) (admin)."""
     require(principal, Action.manage_keys)
     keys.revoke_key(session, name=name)
     return Response(status_code=204)

@@ -13,6 +13,7 @@ from api.deps import (
     StreamingPrincipalDep,
     SubmitterDep,
     SurveyId,
+    current_survey,
     get_database,
     get_group_commit,
     get_settings,
@@ -24,6 +25,7 @@ from schemas.base import Page
 from schemas.responses import ImportResult, ResponsePublic, SubmissionIn
 from service import erasure, imports, responses, submissions
 from service.database import Database
+from service.errors import DomainError
 from service.settings import Settings
 
 router = APIRouter(
@@ -61,12 +63,21 @@ async def submit_response(
     # The hot path: checked here, outside any transaction, then stored by group commit
     # together with the submissions that arrive meanwhile (`service.submissions`); the
     # answer waits until that batch has committed.
-    pending = submissions.prepare(
-        submitter.compiled,
-        principal=submitter.principal,
-        data=data,
-        idempotency_key=idempotency_key,
-    )
+    try:
+        pending = submissions.prepare(
+            submitter.compiled,
+            principal=submitter.principal,
+            data=data,
+            idempotency_key=idempotency_key,
+        )
+    except DomainError:
+        # Checked against the cached version: judge a failure by the current one.
+        current = await current_survey(request, submitter.compiled.definition.id)
+        if not submitter.cached or current is submitter.compiled:
+            raise
+        pending = submissions.prepare(
+            current, principal=submitter.principal, data=data, idempotency_key=idempotency_key
+        )
     stored, created = await get_group_commit(request).submit(pending)
     if created:
         return stored

@@ -15,7 +15,9 @@ from sqlmodel import Session, col, select
 
 from schemas.base import utcnow
 from schemas.keys import ApiKey, KeyCreate, Role
+from service.database import after_commit
 from service.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from service.key_cache import KEYS, CachedKey
 
 TOKEN_PREFIX = "hm_"  # noqa: S105  (a marker for secret scanners, not a secret)
 
@@ -84,14 +86,42 @@ def free_key_name(session: Session, *, prefix: str) -> str:
 _KEY_BY_HASH = select(ApiKey).where(col(ApiKey.key_hash) == bindparam("key_hash"))
 
 
-def authenticate(session: Session, *, token: str | None) -> Principal:
+def _principal(entry: CachedKey) -> Principal:
+    return Principal(key_id=entry.key_id, name=entry.name, role=Role(entry.role), sites=entry.sites)
+
+
+def cached_principal(token: str | None) -> Principal | None:
+    """The caller from this process's key cache alone (no database); None when the key
+    must be read (`authenticate`). 401 without a token."""
     if not token:
         raise Unauthenticated("missing bearer token")
-    key = session.exec(_KEY_BY_HASH, params={"key_hash": hash_token(token)}).first()
-    if key is None or key.revoked_at is not None or key.id is None:
-        raise Unauthenticated("unknown or revoked key")
-    sites = frozenset(key.sites) if key.sites is not None else None
-    return Principal(key_id=key.id, name=key.name, role=Role(key.role), sites=sites)
+    entry = KEYS.fresh(hash_token(token))
+    return None if entry is None else _principal(entry)
+
+
+def authenticate(session: Session, *, token: str | None) -> Principal:
+    """The caller, from the key cache while its entry is fresh (`service.key_cache`: a
+    revocation or expiry takes effect within 1 s everywhere), else from the database."""
+    if not token:
+        raise Unauthenticated("missing bearer token")
+    key_hash = hash_token(token)
+    entry = KEYS.fresh(key_hash)
+    if entry is None:
+        key = session.exec(_KEY_BY_HASH, params={"key_hash": key_hash}).first()
+        if key is None or key.revoked_at is not None or key.id is None:
+            KEYS.forget(key_hash)
+            raise Unauthenticated("unknown or revoked key")
+        entry = KEYS.put(
+            key_hash,
+            key_id=key.id,
+            name=key.name,
+            role=key.role,
+            sites=frozenset(key.sites) if key.sites is not None else None,
+            expires_at=getattr(key, "expires_at", None),  # keys that can expire
+        )
+        if entry.expired(utcnow()):
+            raise Unauthenticated("unknown or revoked key")
+    return _principal(entry)
 
 
 def list_keys(session: Session) -> list[ApiKey]:
@@ -106,4 +136,6 @@ def revoke_key(session: Session, *, name: str) -> ApiKey:
         key.revoked_at = utcnow()
         session.add(key)
         session.flush()
+        key_hash = key.key_hash
+        after_commit(session, lambda: KEYS.forget(key_hash))  # here at once; elsewhere <= 1 s
     return key

@@ -155,6 +155,13 @@ def load_compiled(session: Session, *, survey_id: str, for_write: bool = False) 
     return compiled
 
 
+def cached_compiled(survey_id: str) -> CompiledSurvey | None:
+    """The compiled survey as this process last found it current, without a database
+    read; None if it has not met the survey. Possibly stale: for checks that are
+    repeated in the transaction that stores (group commit), not for decisions."""
+    return _compiled.latest(survey_id)
+
+
 def recount_stale_surveys(session: Session) -> list[str]:
     """Rebuild the cells of every survey whose cells do not count its stored responses:
     responses stored before the cells existed (migration 0003), or restored from a

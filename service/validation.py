@@ -193,13 +193,23 @@ class CompiledCache:
     def __init__(self, size: int = 256) -> None:
         self._size = size
         self._entries: dict[tuple[str, int, object], CompiledSurvey] = {}
+        self._latest: dict[str, CompiledSurvey] = {}
         self._lock = threading.Lock()
 
     def get(self, survey_id: str, version: int, stamp: object = None) -> CompiledSurvey | None:
-        return self._entries.get((survey_id, version, stamp))
+        compiled = self._entries.get((survey_id, version, stamp))
+        if compiled is not None:
+            self._latest[survey_id] = compiled
+        return compiled
+
+    def latest(self, survey_id: str) -> CompiledSurvey | None:
+        """The version of the survey this process last found current: possibly stale, so
+        only for checks that the transaction repeats (`service.submissions`)."""
+        return self._latest.get(survey_id)
 
     def put(self, compiled: CompiledSurvey, stamp: object = None) -> None:
         with self._lock:
             if len(self._entries) >= self._size:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[(compiled.definition.id, compiled.version, stamp)] = compiled
+            self._latest[compiled.definition.id] = compiled
