@@ -11,6 +11,7 @@ from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, get_settings
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN
 from schemas.stats import Composition, Likert, StatFormat, Themes, WaveComparison
+from service.coding import codebooks
 from service.stats import export, tables, themes
 from service.stats.query import StatsQuery, resolve
 
@@ -137,5 +138,7 @@ def theme_table(
     format: Format = "json",
 ) -> Themes:
     """Themes and categories of a coded text question, from the effective sets (Table 3)."""
-    body = themes.themes(session, compiled, question_id=question, query=query)
+    body = themes.themes(
+        session, compiled, question_id=question, query=query, codebook_of=codebooks.codebook_of
+    )
     return _respond(body, export.theme_lines(body), format)  # type: ignore[no-any-return]

@@ -6,12 +6,12 @@ those of §7.1; only the arrangement into themes and the `n_*` counts are new he
 """
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlmodel import Session
 
-from schemas.codebooks import ThemeIn
+from schemas.codebooks import CodebookPublic, ThemeIn
 from schemas.stats import CategoryStat, ThemeGroup, Themes, ThemeStat, ThemeTable
-from service.coding.codebooks import codebook_of
 from service.stats.numbers import percent
 from service.stats.query import StatsQuery
 from service.stats.suppression import Grid, Key, cover, settle, suppress
@@ -118,8 +118,20 @@ def _table(table: ThemeCounts, themes: list[ThemeIn], grid: Grid) -> ThemeTable:
     return ThemeTable(**n, themes=stats)
 
 
+class CodebookLookup(Protocol):
+    """`service.coding.codebooks.codebook_of`, injected by the caller: statistics sit below
+    coding (coding keeps the cells up to date), so they do not import it."""
+
+    def __call__(self, session: Session, *, survey_id: str, question_id: str) -> CodebookPublic: ...
+
+
 def themes(
-    session: Session, compiled: CompiledSurvey, *, question_id: str, query: StatsQuery
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    question_id: str,
+    query: StatsQuery,
+    codebook_of: CodebookLookup,
 ) -> Themes:
     question = question_of(compiled, question_id, ("text",))
     codebook = codebook_of(session, survey_id=compiled.definition.id, question_id=question.id)
