@@ -57,13 +57,16 @@ from schemas.codings import (
     EffectiveCategory,
 )
 from schemas.keys import KeyCreate, Role
-from schemas.responses import Answer, Response
+from schemas.responses import Answer, Response, SubmissionIn
 from schemas.stats import StatCell
 from schemas.surveys import SurveyDefinition
 from service.answers import answer_rows
-from service.coding.codebooks import put_codebook
+from service.coding.codebooks import codebook_of, put_codebook
+from service.coding.codings import recompute_outcome, store_coding, store_consensus
+from service.coding.outcome import outcome
 from service.database import Database, upgrade
 from service.keys import Principal, create_key
+from service.responses import Validated, store_validated
 from service.seed import dataset
 from service.settings import Settings
 from service.stats import cells, tables, themes
@@ -187,7 +190,7 @@ STATS = (
 TABLES: dict[str, Callable[..., BaseModel]] = {
     "composition": tables.composition,
     "likert": tables.likert,
-    "themes": themes.themes,
+    "themes": partial(themes.themes, codebook_of=codebook_of),
 }
 CODED = {s.value for s in (CodingStatus.single, CodingStatus.agreed, CodingStatus.resolved)}
 
@@ -292,6 +295,7 @@ class Generator:
                 self.neighbours[category] = [ids[j] for j in (i - 1, i + 1) if 0 <= j < len(ids)]
         self.coding_id = 0
         self.consensus_id = 0
+        self.now = datetime.now(UTC)
 
     def pick(self, weighted: tuple[list[Any], list[int]]) -> Any:
         values, cumulative = weighted
@@ -337,8 +341,29 @@ class Generator:
             return [*chosen, neighbour]
         return [neighbour if c == category else c for c in chosen]
 
-    def chunk(self, first_pk: int, count: int) -> dict[type[SQLModel], list[dict[str, Any]]]:
+    def draw(self, pk: int) -> "Drawn":
+        """The next response: where and when, its answers, and its coders' sets."""
         rng = self.rng
+        site = self.pick(self.sites)
+        wave = "midway" if rng.random() < 0.55 else "final"
+        opens = self.waves[wave].opens_at or self.now
+        received = opens + timedelta(seconds=rng.randrange(120 * 24 * 3600))
+        drawn, categories = self.answers(wave)
+        answers, problems = self.compiled.validate_answers(drawn)
+        if problems:
+            raise RuntimeError(f"generated answers are not valid: {problems}")
+        sets: list[list[str]] = []
+        consensus = None
+        if categories:
+            chosen = sorted(categories)
+            differs = rng.random() < 0.1
+            sets = [chosen, sorted(self.other_coder(chosen)) if differs else chosen]
+            consensus = chosen if differs else None
+        uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        return Drawn(pk, uid, site, wave, received, answers, sets, consensus)
+
+    def chunk(self, first_pk: int, count: int) -> dict[type[SQLModel], list[dict[str, Any]]]:
+        """The bulk loader's rows for the next `count` responses."""
         rows: dict[type[SQLModel], list[dict[str, Any]]] = {
             t: []
             for t in (
@@ -351,55 +376,39 @@ class Generator:
                 EffectiveCategory,
             )
         }
-        now = datetime.now(UTC)
         for pk in range(first_pk, first_pk + count):
-            site = self.pick(self.sites)
-            wave = "midway" if rng.random() < 0.55 else "final"
-            opens = self.waves[wave].opens_at or now
-            received = opens + timedelta(seconds=rng.randrange(120 * 24 * 3600))
-            drawn, categories = self.answers(wave)
-            answers, problems = self.compiled.validate_answers(drawn)
-            if problems:
-                raise RuntimeError(f"generated answers are not valid: {problems}")
+            d = self.draw(pk)
             rows[Response].append(
                 {
                     "pk": pk,
-                    "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "id": d.id,
                     "survey_id": SURVEY_ID,
-                    "site": site,
-                    "wave": wave,
-                    "received_at": received,
+                    "site": d.site,
+                    "wave": d.wave,
+                    "received_at": d.received,
                     "submitted_at": None,
                     "submitted_by": "bench-loader",
-                    "answers": answers,
+                    "answers": d.answers,
                 }
             )
             rows[Answer].extend(
-                answer_rows(self.compiled, response_pk=pk, site=site, wave=wave, answers=answers)
+                answer_rows(
+                    self.compiled, response_pk=pk, site=d.site, wave=d.wave, answers=d.answers
+                )
             )
-            if categories:
-                self._code(rows, pk, site, wave, received, sorted(categories))
+            if d.sets:
+                self._code(rows, d)
         return rows
 
-    def _code(
-        self,
-        rows: dict[type[SQLModel], list[dict[str, Any]]],
-        pk: int,
-        site: str,
-        wave: str,
-        received: datetime,
-        chosen: list[str],
-    ) -> None:
-        differs = self.rng.random() < 0.1
-        sets = [chosen, sorted(self.other_coder(chosen)) if differs else chosen]
+    def _code(self, rows: dict[type[SQLModel], list[dict[str, Any]]], d: "Drawn") -> None:
         common = {"survey_id": SURVEY_ID, "question_id": TEXT_QUESTION}
-        coded_at = received + timedelta(days=30)
-        for coder, categories in zip(CODERS, sets, strict=True):
+        coded_at = d.received + timedelta(days=30)
+        for coder, categories in zip(CODERS, d.sets, strict=True):
             self.coding_id += 1
             rows[Coding].append(
                 {
                     "id": self.coding_id,
-                    "response_pk": pk,
+                    "response_pk": d.pk,
                     "coder": coder,
                     "categories": categories,
                     "coded_at": coded_at,
@@ -410,13 +419,13 @@ class Generator:
                 {"coding_id": self.coding_id, "consensus_id": None, "category_id": c, **common}
                 for c in categories
             )
-        if differs:
+        if d.consensus is not None:
             self.consensus_id += 1
             rows[Consensus].append(
                 {
                     "id": self.consensus_id,
-                    "response_pk": pk,
-                    "categories": chosen,
+                    "response_pk": d.pk,
+                    "categories": d.consensus,
                     "set_by": "evaluator",
                     "set_at": coded_at + timedelta(days=7),
                     **common,
@@ -424,12 +433,26 @@ class Generator:
             )
             rows[CodingCategory].extend(
                 {"coding_id": None, "consensus_id": self.consensus_id, "category_id": c, **common}
-                for c in chosen
+                for c in d.consensus
             )
-        status = CodingStatus.resolved if differs else CodingStatus.agreed
-        placed = {"response_pk": pk, "site": site, "wave": wave, **common}
-        rows[CodingOutcome].append({**placed, "status": status.value, "effective": chosen})
-        rows[EffectiveCategory].extend({**placed, "category_id": c} for c in chosen)
+        # The service's own rule, not one of ours (`service.coding.outcome.outcome`).
+        consensus = frozenset(d.consensus) if d.consensus is not None else None
+        status, effective = outcome([frozenset(s) for s in d.sets], consensus)
+        placed = {"response_pk": d.pk, "site": d.site, "wave": d.wave, **common}
+        rows[CodingOutcome].append({**placed, "status": status.value, "effective": effective})
+        rows[EffectiveCategory].extend({**placed, "category_id": c} for c in effective or [])
+
+
+@dataclass
+class Drawn:
+    pk: int
+    id: str
+    site: str
+    wave: str
+    received: datetime
+    answers: dict[str, Any]
+    sets: list[list[str]]  # coder A's and coder B's, or none for a blank answer
+    consensus: list[str] | None
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -478,7 +501,61 @@ def _copy(engine: Engine, rows: dict[type[SQLModel], list[dict[str, Any]]]) -> N
         raw.close()
 
 
+def load_through_service(db: Database, compiled: CompiledSurvey, n: int, seed: int) -> None:
+    """The default loader: every row written by the service's own functions, as live
+    submissions and coding would write them (so a change of schema or rule cannot leave
+    the benchmark measuring data the service would never hold): `store_validated` for
+    responses and answers (multi-row, with their cells), then `store_coding`,
+    `store_consensus` and `recompute_outcome` for every coded answer."""
+    generator = Generator(compiled, seed)
+    chunk = 2_000
+    for first in range(1, n + 1, chunk):
+        drawn = [generator.draw(pk) for pk in range(first, min(first + chunk, n + 1))]
+        with db.session(write=True) as session:
+            stored = store_validated(
+                session,
+                compiled,
+                [
+                    Validated(
+                        SubmissionIn(site=d.site, wave=d.wave, answers=d.answers),
+                        d.answers,
+                        d.received,
+                        "bench-loader",
+                    )
+                    for d in drawn
+                ],
+            )
+            for d, (pk, values) in zip(drawn, stored, strict=True):
+                if not d.sets:
+                    continue
+                response = Response(pk=pk, **values)
+                for coder, categories in zip(CODERS, d.sets, strict=True):
+                    store_coding(
+                        session,
+                        response=response,
+                        question_id=TEXT_QUESTION,
+                        coder=coder,
+                        categories=categories,
+                    )
+                if d.consensus is not None:
+                    store_consensus(
+                        session,
+                        response=response,
+                        question_id=TEXT_QUESTION,
+                        set_by="evaluator",
+                        categories=d.consensus,
+                    )
+                recompute_outcome(session, response=response, question_id=TEXT_QUESTION)
+        done = first - 1 + len(drawn)
+        if done % 20_000 == 0 or done == n:
+            print(f"    loaded {done:,} responses through the service", flush=True)
+
+
 def load(url: str, compiled: CompiledSurvey, n: int, seed: int) -> None:
+    """The bulk loader (`--loader bulk`, for the largest sizes): the same draws as
+    `load_through_service`, written with COPY or multi-row inserts from the service's row
+    builders and status rule; tests/service/test_bench_stats.py holds it to the service
+    loader at small N."""
     generator = Generator(compiled, seed)
     engine = loader_engine(url)
     postgres = engine.dialect.name == "postgresql"
@@ -723,7 +800,10 @@ def run_size(
             assert key.id is not None
             principal = Principal(key_id=key.id, name=key.name, role=role, sites=None)
         print(f"  {engine} N={n:,}: loading ...", flush=True)
-        load_s, _ = timed(lambda: load(url, compiled, n, args.seed))
+        if args.loader == "bulk":
+            load_s, _ = timed(lambda: load(url, compiled, n, args.seed))
+        else:
+            load_s, _ = timed(lambda: load_through_service(db, compiled, n, args.seed))
         print(f"    loaded in {load_s:.1f} s; rebuilding the cells ...", flush=True)
 
         def rebuild() -> None:
@@ -846,6 +926,12 @@ def main() -> None:
     )
     parser.add_argument("--role", choices=["evaluator", "reader", "admin"], default="evaluator")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--loader",
+        choices=["service", "bulk"],
+        default="service",
+        help="write the data through the service's functions (default), or in bulk",
+    )
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("HEARME_TEST_PG_URL", DEFAULT_PG_ADMIN),

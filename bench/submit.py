@@ -1,26 +1,29 @@
-"""Submission throughput of `hearme serve`, against a bare FastAPI app measured in the
-same run.
+"""Submission throughput of `hearme serve` under wrk, against a bare FastAPI app measured
+in the same run.
 
-Starts, one after the other, on 127.0.0.1:
-  (a) `hearme serve --workers 1` on a fresh SQLite file (default synchronous=FULL),
-  (b) the same on a fresh PostgreSQL database,
-  (c) bench/bare_app.py: the same route parsing the same JSON and storing nothing,
-and drives each from a separate load-generator process (asyncio + httpx, keep-alive
-pool, fixed concurrency, a warm-up then a fixed number of requests). Prints requests/s,
-p50 and p99 latency, the server process's CPU use, and hearme/bare for each engine.
+Starts on 127.0.0.1, all before measuring:
+  (a) `hearme serve --workers 1` on a fresh SQLite file (synchronous=FULL, the default),
+  (b) the same on a fresh PostgreSQL database (fsync and synchronous_commit on: checked),
+  (c) both again with `--workers 2` (for their p99 at that load),
+  (d) bench/bare_app.py: the same route parsing the same JSON and storing nothing,
+then measures them in turn, round after round (so other load on the machine falls on
+all of them alike), each with `wrk -t2 -c32` for a few seconds after a warm-up. wrk
+(Debian's package; installed here when missing) posts realistic bodies from a Lua script,
+each with an Idempotency-Key of its own. Prints requests/s, p50 and p99 latency (wrk's),
+the server's and wrk's CPU use, and hearme/bare per engine.
 
-    /tmp/venv/bin/python bench/submit.py [--requests 3000] [--warmup 300] [--concurrency 16]
+    python bench/submit.py [--duration 8] [--rounds 3] [--connections 32]
 
 A ratio, not an absolute figure, is the result: both sides run on the same machine in
 the same minute. Nothing here asserts on timings.
 """
 
 import argparse
-import asyncio
 import json
-import multiprocessing
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -29,11 +32,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PATH = "/v1/surveys/bench/responses"
 STARTUP_TIMEOUT = 30.0
-LOAD_TIMEOUT = 300.0
 
 SURVEY: dict[str, Any] = {
     "id": "bench",
@@ -131,59 +131,6 @@ def bodies(count: int, seed: int = 7) -> list[bytes]:
     return out
 
 
-# --- load generator (runs in its own process) -------------------------------------------
-
-
-async def _drive(
-    client: httpx.AsyncClient, payloads: list[bytes], total: int, concurrency: int
-) -> tuple[list[float], Counter[int], float]:
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    sent = 0
-
-    async def worker() -> None:
-        nonlocal sent
-        while sent < total:
-            n = sent
-            sent += 1
-            started = time.perf_counter()
-            try:
-                response = await client.post(PATH, content=payloads[n % len(payloads)])
-            except httpx.TransportError:
-                statuses[0] += 1  # reported as status 0: no answer
-                continue
-            latencies.append(time.perf_counter() - started)
-            statuses[response.status_code] += 1
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, statuses, time.perf_counter() - began
-
-
-async def _load(
-    conn: Connection, base_url: str, token: str | None, warmup: int, requests: int, concurrency: int
-) -> None:
-    payloads = bodies(1000)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, limits=limits, timeout=60.0
-    ) as client:
-        _, warm_statuses, _ = await _drive(client, payloads, warmup, concurrency)
-        conn.send(("warm", dict(warm_statuses)))
-        conn.recv()  # the parent's go, once it has read the CPU counters
-        latencies, statuses, elapsed = await _drive(client, payloads, requests, concurrency)
-    conn.send(("done", (latencies, dict(statuses), elapsed)))
-
-
-def load_process(
-    conn: Connection, base_url: str, token: str | None, warmup: int, requests: int, concurrency: int
-) -> None:
-    asyncio.run(_load(conn, base_url, token, warmup, requests, concurrency))
-
-
 # --- servers ----------------------------------------------------------------------------
 
 
@@ -229,7 +176,26 @@ class Target:
     name: str
     base_url: str
     token: str | None
-    pids: list[int]  # the server's processes
+    pids: list[int]  # the server's processes (supervisor and workers)
+    engine: str  # "sqlite", "postgresql" or "bare"
+    workers: int = 1
+
+
+def descendants(pid: int) -> list[int]:
+    """The process and every process below it, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
 
 
 @contextmanager
@@ -264,7 +230,9 @@ def serve(command: list[str], env: dict[str, str], log: Path, port: int) -> Iter
 
 
 @contextmanager
-def hearme_target(name: str, database_url: str, workdir: Path) -> Iterator[Target]:
+def hearme_target(
+    name: str, database_url: str, workdir: Path, *, engine: str, workers: int
+) -> Iterator[Target]:
     env = env_for(database_url)
     done = subprocess.run(
         [*hearme_command(), "keys", "create", "--name", "bench", "--role", "submitter"],
@@ -296,7 +264,7 @@ def hearme_target(name: str, database_url: str, workdir: Path) -> Iterator[Targe
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
     with serve(command, env, workdir / f"{name}.log", port) as pid:
         base_url = f"http://127.0.0.1:{port}"
@@ -307,7 +275,8 @@ def hearme_target(name: str, database_url: str, workdir: Path) -> Iterator[Targe
             timeout=30,
         )
         created.raise_for_status()
-        yield Target(name, base_url, token, [pid])
+        time.sleep(1.0)  # every worker up (the supervisor answered /healthz through one)
+        yield Target(name, base_url, token, descendants(pid), engine, workers)
 
 
 @contextmanager
@@ -315,7 +284,7 @@ def bare_target(workdir: Path) -> Iterator[Target]:
     port = free_port()
     command = [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--port", str(port)]
     with serve(command, env_for(None), workdir / "bare.log", port) as pid:
-        yield Target("bare", f"http://127.0.0.1:{port}", None, [pid])
+        yield Target("bare", f"http://127.0.0.1:{port}", None, descendants(pid), "bare")
 
 
 @contextmanager
@@ -324,12 +293,107 @@ def pg_database(admin_url: str) -> Iterator[str]:
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
+            durable = {
+                setting: conn.execute(text(f"SHOW {setting}")).scalar()
+                for setting in ("fsync", "synchronous_commit")
+            }
+            if set(durable.values()) != {"on"}:
+                raise SystemExit(f"PostgreSQL is not durable here: {durable}")
+            print(f"PostgreSQL {durable}")
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# --- load generator: wrk ---------------------------------------------------------------
+
+LUA = r"""
+-- Posts the bodies of bodies.ndjson in turn, each request with an Idempotency-Key of
+-- its own (thread id, run tag and a counter), and prints wrk's summary as JSON.
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local headers = {
+  ["Content-Type"] = "application/json",
+  %(auth)s
+}
+local counter = 0
+local tag = "%(tag)s"
+
+function setup(thread)
+  thread:set("tid", tostring(math.random(1, 1e9)))
+end
+
+function request()
+  counter = counter + 1
+  headers["Idempotency-Key"] = tag .. "-" .. tid .. "-" .. counter
+  return wrk.format("POST", "%(path)s", headers, bodies[(counter %% #bodies) + 1])
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_JSON {\"requests\": %%d, \"duration_us\": %%d, \"connect\": %%d, \"read\": %%d," ..
+    " \"write\": %%d, \"status\": %%d, \"timeout\": %%d, \"p50_us\": %%d, \"p99_us\": %%d}\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def ensure_wrk() -> str:
+    """wrk's path; installs Debian's package when it is missing (root, apt)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing: apt-get install -y wrk", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed")
+    return found
+
+
+def wrk_script(workdir: Path, target: Target) -> Path:
+    bodies_path = workdir / "bodies.ndjson"
+    if not bodies_path.exists():
+        bodies_path.write_bytes(b"\n".join(bodies(1000)) + b"\n")
+    auth = f'["Authorization"] = "Bearer {target.token}",' if target.token else ""
+    script = workdir / f"{target.name}.lua"
+    script.write_text(
+        LUA % {"bodies": bodies_path, "auth": auth, "tag": uuid.uuid4().hex[:8], "path": PATH}
+    )
+    return script
+
+
+def run_wrk(
+    wrk: str, target: Target, script: Path, *, seconds: float, args: argparse.Namespace
+) -> tuple[dict[str, int], float]:
+    """One wrk run; its summary and wrk's own CPU seconds."""
+    command = [
+        wrk,
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        target.base_url + PATH,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    found = re.search(r"^WRK_JSON (.*)$", output, re.MULTILINE)
+    if process.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed on {target.name}:\n{output}")
+    summary: dict[str, int] = json.loads(found.group(1))
+    return summary, usage.ru_utime + usage.ru_stime
 
 
 # --- measurement ------------------------------------------------------------------------
@@ -350,10 +414,10 @@ class Result:
     elapsed: float
     p50: float
     p99: float
-    server_cpu: float  # CPU seconds of the server process over the measured phase
-    client_cpu: float  # the same for the load generator
-    machine: float  # share of all cores busy (any process) over the measured phase
-    statuses: dict[int, int]
+    server_cpu: float  # CPU seconds of the server's processes over the measured run
+    client_cpu: float  # the same for wrk
+    machine: float  # share of all cores busy (any process) over the measured run
+    errors: dict[str, int]  # wrk's: non-2xx statuses, socket errors, timeouts
 
     @property
     def rps(self) -> float:
@@ -361,75 +425,49 @@ class Result:
 
     @property
     def cpu_per_request(self) -> float:
-        return self.server_cpu / self.requests
+        return self.server_cpu / max(self.requests, 1)
 
 
-def _receive(conn: Connection, process: multiprocessing.process.BaseProcess) -> Any:
-    """The load process's next message; fails at once if it dies, or after LOAD_TIMEOUT."""
-    deadline = time.monotonic() + LOAD_TIMEOUT
-    while time.monotonic() < deadline:
-        if conn.poll(1.0):
-            return conn.recv()
-        if not process.is_alive():
-            raise RuntimeError(f"the load generator exited with {process.exitcode}")
-    raise RuntimeError(f"the load generator did not answer in {LOAD_TIMEOUT} s")
-
-
-def measure(target: Target, args: argparse.Namespace) -> Result:
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(
-        target=load_process,
-        args=(child, target.base_url, target.token, args.warmup, args.requests, args.concurrency),
-    )
-    process.start()
-    try:
-        _, warm = _receive(parent, process)
-        if set(warm) - {200, 201}:
-            raise RuntimeError(f"{target.name}: warm-up answered {warm} (0: no answer)")
-        assert process.pid is not None
-        server_before = cpu_seconds(target.pids)
-        client_before = cpu_seconds([process.pid])
-        busy_before, total_before = machine_busy()
-        parent.send("go")
-        _, (latencies, statuses, elapsed) = _receive(parent, process)
-        server_cpu = cpu_seconds(target.pids) - server_before
-        client_cpu = cpu_seconds([process.pid]) - client_before
-        busy_after, total_after = machine_busy()
-    finally:
-        process.join(timeout=30)
-        if process.is_alive():
-            process.kill()
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    machine = (busy_after - busy_before) / max(total_after - total_before, 1e-9)
+def measure(wrk: str, target: Target, script: Path, args: argparse.Namespace) -> Result:
+    run_wrk(wrk, target, script, seconds=args.warmup, args=args)
+    server_before = cpu_seconds(target.pids)
+    busy_before, total_before = machine_busy()
+    summary, client_cpu = run_wrk(wrk, target, script, seconds=args.duration, args=args)
+    server_cpu = cpu_seconds(target.pids) - server_before
+    busy_after, total_after = machine_busy()
+    errors = {k: summary[k] for k in ("connect", "read", "write", "status", "timeout")}
     return Result(
         name=target.name,
-        requests=len(latencies),
-        elapsed=elapsed,
-        p50=cuts[49],
-        p99=cuts[98],
+        requests=summary["requests"],
+        elapsed=summary["duration_us"] / 1e6,
+        p50=summary["p50_us"] / 1e6,
+        p99=summary["p99_us"] / 1e6,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
-        machine=machine,
-        statuses=statuses,
+        machine=(busy_after - busy_before) / max(total_after - total_before, 1e-9),
+        errors={k: v for k, v in errors.items() if v},
     )
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def report(results: list[Result], rounds: int) -> None:
-    """Every round's figures, then per engine the median over rounds of hearme/bare,
-    each ratio taken within one round (the servers were measured a minute apart)."""
+    """Every round's figures, then per target the median over rounds of hearme/bare, each
+    ratio taken within one round (the targets were measured seconds apart)."""
     print()
     header = (
-        f"{'target':<18}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'srv CPU':>9}"
-        f"{'CPU ms/req':>12}{'client CPU':>12}{'machine':>9}  statuses"
+        f"{'target':<22}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'srv CPU':>9}"
+        f"{'CPU ms/req':>12}{'wrk CPU':>9}{'machine':>9}  errors"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.name:<18}{r.rps:>8.0f}{r.p50 * 1000:>9.2f}{r.p99 * 1000:>9.2f}"
+            f"{r.name:<22}{r.rps:>8.0f}{r.p50 * 1000:>9.2f}{r.p99 * 1000:>9.2f}"
             f"{r.server_cpu / r.elapsed:>9.0%}{r.cpu_per_request * 1000:>12.2f}"
-            f"{r.client_cpu / r.elapsed:>12.0%}{r.machine:>9.0%}  {r.statuses}"
+            f"{r.client_cpu / r.elapsed:>9.0%}{r.machine:>9.0%}  {r.errors or ''}"
         )
     per_round = len(results) // rounds
     by_round = [results[n * per_round : (n + 1) * per_round] for n in range(rounds)]
@@ -437,36 +475,38 @@ def report(results: list[Result], rounds: int) -> None:
     if "bare" not in names:
         return
     print()
-    print("hearme/bare, median over rounds [min-max]; throughput = req/s ratio; CPU cost =")
-    print("bare's server CPU per request over hearme's (robust to other load on the machine)")
+    print("hearme/bare, median over rounds [min-max] of the req/s ratio within a round;")
+    print("CPU cost = bare's server CPU per request over hearme's (less sensitive to other")
+    print("load on the machine); p99 = median over rounds of wrk's p99 latency")
     for name in names:
-        if name == "bare":
-            continue
         pairs = [
             (next(r for r in rs if r.name == name), next(r for r in rs if r.name == "bare"))
             for rs in by_round
         ]
         speed = sorted(h.rps / b.rps for h, b in pairs)
         cost = sorted(b.cpu_per_request / h.cpu_per_request for h, b in pairs)
-        print(
-            f"  {name:<20} throughput {statistics.median(speed):.2f} "
-            f"[{speed[0]:.2f}-{speed[-1]:.2f}]   CPU cost {statistics.median(cost):.2f} "
-            f"[{cost[0]:.2f}-{cost[-1]:.2f}]"
-        )
+        p99 = statistics.median(h.p99 for h, _ in pairs)
+        rps = statistics.median(h.rps for h, _ in pairs)
+        ratio = ""
+        if name != "bare":
+            ratio = (
+                f"hearme/bare {statistics.median(speed):.2f} [{speed[0]:.2f}-{speed[-1]:.2f}]"
+                f"   CPU cost {statistics.median(cost):.2f} [{cost[0]:.2f}-{cost[-1]:.2f}]"
+            )
+        print(f"  {name:<22}{rps:>8.0f} req/s  p99 {p99 * 1000:7.1f} ms   {ratio}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="hearme submission throughput vs a bare app")
-    parser.add_argument("--requests", type=int, default=3000, help="measured requests per round")
-    parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests first")
-    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds over all targets, interleaved"
-    )
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets")
     parser.add_argument(
         "--targets",
-        default="sqlite,postgresql,bare",
-        help="comma-separated subset of sqlite, postgresql, bare",
+        default="bare,sqlite,postgresql,sqlite-w2,postgresql-w2",
+        help="comma-separated subset of bare, sqlite, postgresql, sqlite-w2, postgresql-w2",
     )
     parser.add_argument(
         "--pg-admin-url",
@@ -474,40 +514,52 @@ def main() -> None:
         help="a PostgreSQL URL allowed to create and drop databases",
     )
     args = parser.parse_args()
-    # Stop the servers (and drop the database) on SIGTERM too, e.g. from `timeout`.
+    # Stop the servers (and drop the databases) on SIGTERM too, e.g. from `timeout`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    known = ("bare", "sqlite", "postgresql", "sqlite-w2", "postgresql-w2")
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(wanted) - {"sqlite", "postgresql", "bare"}
+    unknown = set(wanted) - set(known)
     if unknown:
         parser.error(f"unknown targets {sorted(unknown)}")
+    wrk = ensure_wrk()
+    version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
     print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; per round and target "
-        f"{args.requests} requests after {args.warmup} warm-up, concurrency "
-        f"{args.concurrency}; {args.rounds} round(s)"
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"{(version.stdout or version.stderr).splitlines()[0]}; per round and target "
+        f"{args.warmup:g} s warm-up then {args.duration:g} s of wrk -t{args.threads} "
+        f"-c{args.connections}; {args.rounds} round(s)"
     )
+    print(f"uptime before: {uptime()}")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="hearme-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         targets: list[Target] = []
         for name in wanted:  # every server is started first, then measured in turn
-            if name == "sqlite":
-                url = f"sqlite:///{workdir / 'bench.db'}"
-                targets.append(stack.enter_context(hearme_target("hearme-sqlite", url, workdir)))
-            elif name == "postgresql":
-                url = stack.enter_context(pg_database(args.pg_admin_url))
-                targets.append(
-                    stack.enter_context(hearme_target("hearme-postgresql", url, workdir))
-                )
-            else:
+            engine, _, suffix = name.partition("-")
+            workers = 2 if suffix == "w2" else 1
+            label = f"hearme-{engine}" + (" w2" if workers == 2 else "")
+            if engine == "bare":
                 targets.append(stack.enter_context(bare_target(workdir)))
+                continue
+            if engine == "sqlite":
+                url = f"sqlite:///{workdir / f'bench-{name}.db'}"
+            else:
+                url = stack.enter_context(pg_database(args.pg_admin_url))
+            targets.append(
+                stack.enter_context(
+                    hearme_target(label, url, workdir, engine=engine, workers=workers)
+                )
+            )
+        scripts = {t.name: wrk_script(workdir, t) for t in targets}
         for n in range(args.rounds):
             for target in targets:
                 print(f"round {n + 1}: {target.name} ...", flush=True)
-                results.append(measure(target, args))
+                results.append(measure(wrk, target, scripts[target.name], args))
+    print(f"uptime after: {uptime()}")
     report(results, args.rounds)
-    bad = sorted({r.name for r in results if set(r.statuses) - {200, 201}})
+    bad = sorted({r.name for r in results if r.errors})
     if bad:
-        print(f"\nunexpected statuses from {', '.join(bad)}")
+        print(f"\nerrors (non-2xx, socket errors or timeouts) from {', '.join(bad)}")
         sys.exit(1)
 
 
