@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from api.deps import (
     PrincipalDep,
@@ -58,7 +57,7 @@ async def submit_response(
     submitter: SubmitterDep,
     data: SubmissionIn,
     idempotency_key: IdempotencyKey = None,
-) -> ResponsePublic | JSONResponse:
+) -> Response:
     """Submit one response (submitter of the site, or admin)."""
     # The hot path: checked here, outside any transaction, then stored by group commit
     # together with the submissions that arrive meanwhile (`service.submissions`); the
@@ -79,9 +78,13 @@ async def submit_response(
             current, principal=submitter.principal, data=data, idempotency_key=idempotency_key
         )
     stored, created = await get_group_commit(request).submit(pending)
-    if created:
-        return stored
-    return JSONResponse(stored.model_dump(mode="json"), status_code=200)
+    # Serialised here by pydantic-core in one call: the body is the stored response as
+    # built from checked values, so FastAPI's second validation of it is skipped.
+    return Response(
+        ResponsePublic.__pydantic_serializer__.to_json(stored),
+        status_code=201 if created else 200,
+        media_type="application/json",
+    )
 
 
 @router.post(

@@ -35,6 +35,20 @@ def to_public(response: Response) -> ResponsePublic:
     )
 
 
+def public_of(values: dict[str, Any]) -> ResponsePublic:
+    """The public form of a response just stored from these (already checked) values,
+    without building an ORM instance on the hot path."""
+    return ResponsePublic.model_construct(
+        id=values["id"],
+        survey=values["survey_id"],
+        site=values["site"],
+        wave=values["wave"],
+        received_at=values["received_at"],
+        submitted_at=values["submitted_at"],
+        answers=values["answers"],
+    )
+
+
 def wave_is_open(wave: Wave, at: datetime) -> bool:
     return (wave.opens_at is None or wave.opens_at <= at) and (
         wave.closes_at is None or at <= wave.closes_at
@@ -64,9 +78,10 @@ def check_submission(
 
 # Built once: reused statements skip construction and keep their cache keys.
 _RESPONSE_TABLE = Response.__table__  # type: ignore[attr-defined]
-_INSERT_RESPONSE = insert(_RESPONSE_TABLE).returning(
-    _RESPONSE_TABLE.c.pk, sort_by_parameter_order=True
-)
+# RETURNING the id we made rather than relying on the order of rows: SQLite can then
+# insert the whole batch in one multi-row statement (with sort_by_parameter_order it
+# inserts one row at a time).
+_INSERT_RESPONSE = insert(_RESPONSE_TABLE).returning(_RESPONSE_TABLE.c.pk, _RESPONSE_TABLE.c.id)
 _INSERT_ANSWERS = insert(Answer.__table__)  # type: ignore[attr-defined]
 
 
@@ -115,7 +130,8 @@ def store_validated(
         }
         for item in items
     ]
-    keys = session.execute(_INSERT_RESPONSE, values).scalars().all()
+    pk_of = dict((row.id, row.pk) for row in session.execute(_INSERT_RESPONSE, values))
+    keys = [pk_of[value["id"]] for value in values]
     rows = [
         row
         for pk, value in zip(keys, values, strict=True)

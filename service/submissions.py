@@ -43,6 +43,7 @@ from service.permissions import Action, require
 from service.responses import (
     Validated,
     check_submission,
+    public_of,
     request_hash,
     store_validated,
     to_public,
@@ -229,7 +230,7 @@ def store_batch(session: Session, items: Sequence[Pending]) -> list[Outcome]:
             ],
         )
         for i, (pk, values) in zip(indexes, stored, strict=True):
-            outcomes[i] = (to_public(Response(pk=pk, **values)), True)
+            outcomes[i] = (public_of(values), True)
             if i in claimed:
                 links.append({"record_id": claimed[i], "pk": pk})
     if links:
