@@ -6,6 +6,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import Lock
+from anyio.lowlevel import RunVar
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,7 +15,7 @@ from sqlmodel import Session
 
 from schemas.base import SLUG_PATTERN
 from service.database import Database
-from service.keys import Principal, authenticate, cached_principal
+from service.keys import Principal, authenticate, cached_principal, hash_token
 from service.settings import Settings
 from service.submissions import GroupCommit
 from service.surveys import cached_compiled, load_compiled
@@ -117,6 +119,26 @@ def _read_submitter(request: Request, token: str | None, survey: str) -> Submitt
         return Submitter(principal, load_compiled(session, survey_id=survey), cached=False)
 
 
+_refreshes: RunVar[dict[str, Lock]] = RunVar("hearme_key_refreshes")
+
+
+@asynccontextmanager
+async def _refresh_lock(key_hash: str) -> AsyncIterator[None]:
+    """A lock per key being re-read, in this event loop; dropped when nobody holds it."""
+    try:
+        locks = _refreshes.get()
+    except LookupError:
+        locks = {}
+        _refreshes.set(locks)
+    lock = locks.setdefault(key_hash, Lock())
+    try:
+        async with lock:
+            yield
+    finally:
+        if not lock.locked() and lock.statistics().tasks_waiting == 0:
+            locks.pop(key_hash, None)
+
+
 async def get_submitter(request: Request, credentials: Credentials, survey: SurveyId) -> Submitter:
     """Authenticate, then find the survey (401, then 404, before the body's 422, as on
     other routes): on the hot path from this process's caches alone, with no database
@@ -125,6 +147,14 @@ async def get_submitter(request: Request, credentials: Credentials, survey: Surv
     short read transaction of its own."""
     token = credentials.credentials if credentials else None
     principal = cached_principal(token)
+    if principal is None and token:
+        # When a key's entry goes stale, the requests that carry it meanwhile wait for the
+        # first one's read instead of each reading it (one query per key and second).
+        async with _refresh_lock(hash_token(token)):
+            principal = cached_principal(token)
+            if principal is None:
+                submitter = await run_in_threadpool(_read_submitter, request, token, survey)
+                principal = submitter.principal
     compiled = cached_compiled(survey)
     if principal is not None and compiled is not None:
         submitter = Submitter(principal, compiled, cached=True)
