@@ -1,5 +1,6 @@
 """Survey definitions (contract §4): the input model that validates them and the table."""
 
+import math
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
@@ -12,6 +13,8 @@ from sqlmodel import SQLModel
 from schemas.base import Slug, StrictModel, UTCDateTime, utcnow
 
 Label = Annotated[str, Field(min_length=1, max_length=500)]
+
+SAFE_INTEGER = 2**53  # beyond it, an integer no longer round-trips through a float column
 
 
 class Site(StrictModel):
@@ -38,7 +41,7 @@ class Option(StrictModel):
 
 
 class ScalePoint(StrictModel):
-    value: int = Field(strict=True)
+    value: int = Field(strict=True, ge=-SAFE_INTEGER, le=SAFE_INTEGER)
     label: Label
 
 
@@ -107,7 +110,25 @@ class NumberQuestion(_QuestionBase):
     def _bounds_in_order(self) -> Self:
         if self.min is not None and self.max is not None and self.max < self.min:
             _invalid_at(("max",), "max must not be below min", self.max)
+        if self.integer:
+            low, high = self.integer_bounds()
+            if low > high:
+                where = "max" if self.max is not None else "min"
+                _invalid_at(
+                    (where,),
+                    f"no integer between -{SAFE_INTEGER} and {SAFE_INTEGER} lies within"
+                    " min and max",
+                    getattr(self, where),
+                )
         return self
+
+    def integer_bounds(self) -> tuple[int, int]:
+        """The smallest and largest integer answer: the bounds rounded inwards and kept
+        within +-2**53, so the validator is built from exact integers (a bound such as
+        -3.68e154 made it unbuildable) and every admitted answer can be stored."""
+        low = -SAFE_INTEGER if self.min is None else max(math.ceil(self.min), -SAFE_INTEGER)
+        high = SAFE_INTEGER if self.max is None else min(math.floor(self.max), SAFE_INTEGER)
+        return low, high
 
 
 class BooleanQuestion(_QuestionBase):
