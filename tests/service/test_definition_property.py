@@ -95,8 +95,8 @@ def valid_answer(draw: st.DrawFn, question: Question) -> Any:
         case LikertQuestion():
             return draw(st.sampled_from([p.value for p in question.scale]))
         case NumberQuestion() if question.integer:
-            low, high = question.integer_bounds()
-            return draw(st.integers(low, high))
+            first, last = question.integer_bounds()
+            return draw(st.integers(first, last))
         case NumberQuestion():
             low = -math.inf if question.min is None else question.min
             high = math.inf if question.max is None else question.max
