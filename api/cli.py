@@ -3,12 +3,14 @@
 import os
 import shutil
 import tempfile
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from api.logs import logging_config
+from schemas.base import utcnow
 from schemas.keys import KeyCreate, Role
 from service.database import Database, upgrade
 from service.demo import load_demo
@@ -83,21 +85,30 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A unique name for the key.")],
     role: Annotated[Role, typer.Option(help="The key's role.")],
     site: Annotated[list[str] | None, typer.Option(help="Bind to a site; repeatable.")] = None,
+    expires_in: Annotated[
+        float | None,
+        typer.Option(metavar="DAYS", help="Expire after DAYS days (more than 0)."),
+    ] = None,
 ) -> None:
     """Create a key; the key itself is printed alone on the last line."""
+    if expires_in is not None and not 0 < expires_in < 36_500:
+        raise typer.BadParameter("must be more than 0 and under 36500", param_hint="--expires-in")
     settings = Settings()
     upgrade(settings)
     database = Database(settings)
+    expires_at = utcnow() + timedelta(days=expires_in) if expires_in is not None else None
     try:
         with database.session() as session:
-            key, token = create_key(session, data=KeyCreate(name=name, role=role, sites=site))
+            data = KeyCreate(name=name, role=role, sites=site, expires_at=expires_at)
+            key, token = create_key(session, data=data)
     except DomainError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
     finally:
         database.dispose()
     bound = ", ".join(key.sites) if key.sites else "all sites"
-    typer.echo(f"created key {key.name!r} with role {key.role} for {bound}")
+    until = f", expiring at {key.expires_at.isoformat()}" if key.expires_at else ""
+    typer.echo(f"created key {key.name!r} with role {key.role} for {bound}{until}")
     typer.echo(token)
 
 

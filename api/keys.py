@@ -36,11 +36,12 @@ def list_keys(session: SessionDep, principal: PrincipalDep) -> list[KeyPublic]:
     return [_public(k) for k in keys.list_keys(session)]
 
 
-@router.delete("/{name}", status_code=204, responses=problem_responses(404))
+@router.delete("/{name}", status_code=204, responses=problem_responses(404, 409))
 def revoke_key(
     name: Annotated[str, Path(max_length=200)], session: SessionDep, principal: PrincipalDep
 ) -> Response:
-    """Revoke a key: it stops working at once, in every process (admin)."""
+    """Revoke a key: it stops working at once, in every process (admin); 409 for the
+    caller's own key and for the last admin key that works."""
     principal.require(Role.admin)
-    keys.revoke_key(session, name=name)
+    keys.revoke_key(session, principal=principal, name=name)
     return Response(status_code=204)

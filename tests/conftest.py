@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import schemas.audit
 import schemas.codebooks
 import schemas.codings
 import schemas.keys
