@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     for module in routers:
         app.include_router(module.router)
+    app.state.path_methods = problems.path_methods(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problems.document_problems_as_problem_json(FastAPI.openapi(app))
+            schema = problems.document_problems_as_problem_json(FastAPI.openapi(app))
+            app.openapi_schema = problems.declare_common_problems(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
