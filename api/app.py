@@ -23,6 +23,7 @@ from api import (
     surveys,
 )
 from api.middleware import RequestContext
+from api.security import SecurityHeaders
 from service.database import Database
 from service.settings import Settings, get_settings
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             max_age=600,
         )
     app.add_middleware(RequestContext, max_body=settings.max_body, max_import=settings.max_import)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the middleware's too
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
