@@ -10,11 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.status import HTTP_422_UNPROCESSABLE_CONTENT
 
 from schemas.problems import Problem
+from service.database import storage_full, unreachable
 from service.errors import (
     Conflict,
     DomainError,
@@ -97,6 +99,7 @@ RETRY_AFTER = {
     }
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+RETRY_AFTER_SECONDS = 2  # a database outage: when to try again
 
 
 def declare_common_problems(schema: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +240,21 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(table, request.url.path))
         return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
+    async def database_error(_: Request, exc: Exception) -> JSONResponse:
+        """Contract §11: an unreachable database is a 503 to retry, a full disk a 507; the
+        transaction was rolled back either way, so nothing acknowledged is lost."""
+        if storage_full(exc):
+            log.error("storage full", extra={"error_type": type(exc).__name__})
+            return problem_response(507, "the database has no room left; nothing was stored")
+        if unreachable(exc):
+            log.warning("database unavailable", extra={"error_type": type(exc).__name__})
+            return problem_response(
+                503,
+                "the database cannot be reached; try again shortly",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return await unexpected(_, exc)
+
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", extra={"error_type": type(exc).__name__})
         return problem_response(500, "an unexpected error occurred")
@@ -244,4 +262,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(SQLAlchemyError, database_error)
     app.add_exception_handler(Exception, unexpected)

@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
+    # PostgreSQL: seconds to connect (and to wait for a pooled connection) before a 503,
+    # and the longest a statement may run on the server.
+    db_connect_timeout: int = Field(default=3, ge=1, le=60)
+    db_statement_timeout: int = Field(default=30, ge=1)
     import_batch_size: int = Field(default=2000, ge=1)
     # prometheus_client's own variable: set by `hearme serve --workers N` so that the
     # metrics of every worker process are summed.
