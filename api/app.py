@@ -22,6 +22,7 @@ from api import (
     suggestions,
     surveys,
 )
+from api.limits import RateLimits
 from api.middleware import RequestContext
 from api.security import SecurityHeaders
 from service.database import Database
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.rate_limits = RateLimits(settings)
     problems.install(app)
     routers = (
         surveys,

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     db_connect_timeout: int = Field(default=3, ge=1, le=60)
     db_statement_timeout: int = Field(default=30, ge=1)
     import_batch_size: int = Field(default=2000, ge=1)
+    # Rate limits (api/limits.py): requests a minute per key, failed authentications a
+    # minute per client address, and where the counters live (a `limits` storage URI).
+    rate_limit: int = Field(default=1200, ge=1)
+    auth_failure_limit: int = Field(default=20, ge=1)
+    rate_limit_storage: str = "memory://"
     # prometheus_client's own variable: set by `hearme serve --workers N` so that the
     # metrics of every worker process are summed.
     prometheus_multiproc_dir: str | None = Field(
