@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from api import (
     agreement,
+    audit,
     codebooks,
     codings,
     keys,
@@ -22,6 +23,7 @@ from api import (
     suggestions,
     surveys,
 )
+from api.audit_trail import AuditTrail
 from api.limits import RateLimits
 from api.middleware import RequestContext
 from api.security import SecurityHeaders
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         agreement,
         refi,
         keys,
+        audit,
         ops,
     )
     for module in routers:
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             expose_headers=["X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(AuditTrail)  # inside RequestContext: it needs the request id
     app.add_middleware(RequestContext, max_body=settings.max_body, max_import=settings.max_import)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, the middleware's too
 

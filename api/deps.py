@@ -2,7 +2,7 @@
 the survey named in the path."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated
 from weakref import WeakKeyDictionary
@@ -66,7 +66,7 @@ def _turns_for(database: Database, pool_size: int) -> _Turns:
 
 
 @asynccontextmanager
-async def database_turn(request: Request, *, write: bool) -> AsyncIterator[None]:
+async def turn(database: Database, pool_size: int, *, write: bool) -> AsyncIterator[None]:
     """Wait, in the event loop, for this request's turn at the database.
 
     A request holding a connection may still need worker threads to finish (its
@@ -80,9 +80,14 @@ async def database_turn(request: Request, *, write: bool) -> AsyncIterator[None]
     queued here are handed it at once rather than found by SQLite's sleeping busy
     handler. Other processes are still kept out by SQLite's own lock.
     """
-    turns = _turns_for(get_database(request), get_settings(request).db_pool_size)
+    turns = _turns_for(database, pool_size)
     async with turns.writer if write and turns.writer is not None else nullcontext(), turns.slots:
         yield
+
+
+def database_turn(request: Request, *, write: bool) -> AbstractAsyncContextManager[None]:
+    """This request's turn (`turn`)."""
+    return turn(get_database(request), get_settings(request).db_pool_size, write=write)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

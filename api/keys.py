@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.deps import PrincipalDep, SessionDep, require_json
 from api.problems import problem_responses
@@ -22,8 +22,11 @@ def _public(key: ApiKey) -> KeyPublic:
     dependencies=[Depends(require_json)],
     responses=problem_responses(409, 415, 422),
 )
-def create_key(data: KeyCreate, session: SessionDep, principal: PrincipalDep) -> KeyCreated:
+def create_key(
+    request: Request, data: KeyCreate, session: SessionDep, principal: PrincipalDep
+) -> KeyCreated:
     """Create a key; the token is in this response only (admin)."""
+    request.state.audit_target = data.name
     principal.require(Role.admin)
     key, token = keys.create_key(session, data=data)
     return KeyCreated(**_public(key).model_dump(), key=token)

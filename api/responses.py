@@ -70,6 +70,7 @@ async def submit_response(
             data=data,
             idempotency_key=idempotency_key,
         )
+    request.state.audit_target = stored.id
     if created:
         return stored
     return JSONResponse(stored.model_dump(mode="json"), status_code=200)

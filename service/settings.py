@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     rate_limit: int = Field(default=1200, ge=1)
     auth_failure_limit: int = Field(default=20, ge=1)
     rate_limit_storage: str = "memory://"
+    audit_retention_days: int = Field(default=365, ge=1)
     # prometheus_client's own variable: set by `hearme serve --workers N` so that the
     # metrics of every worker process are summed.
     prometheus_multiproc_dir: str | None = Field(

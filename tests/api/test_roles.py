@@ -296,6 +296,7 @@ RULES: dict[Endpoint, Rule] = {
         lambda w: Call("POST", "/v1/keys", json={"name": f"made-{w.number()}", "role": "reader"}),
     ),
     ("GET", "/v1/keys"): rule({"admin"}, 200, lambda w: Call("GET", "/v1/keys")),
+    ("GET", "/v1/audit"): rule({"admin"}, 200, lambda w: Call("GET", "/v1/audit?limit=5")),
     ("DELETE", "/v1/keys/{name}"): rule(
         {"admin"}, 204, lambda w: Call("DELETE", f"/v1/keys/{w.key_name()}")
     ),
