@@ -2,16 +2,20 @@
 
 import os
 import shutil
+import sqlite3
 import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from api.logs import logging_config
 from schemas.base import utcnow
 from schemas.keys import KeyCreate, Role
+from service.backup import BackupError, pg_dump_commands, sqlite_backup
 from service.database import Database, upgrade
 from service.demo import load_demo
 from service.errors import DomainError
@@ -78,6 +82,29 @@ def db_upgrade() -> None:
     """Migrate the database to head (Alembic)."""
     _migrate(Settings())
     typer.echo("database at head")
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the backup.")],
+) -> None:
+    """Back up the database: SQLite is copied now (safe while serving); for PostgreSQL,
+    print the pg_dump command to run (and the pg_restore one)."""
+    settings = Settings()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        dump, restore = pg_dump_commands(settings.database_url, path)
+        typer.echo("# back up (password through PGPASSWORD or ~/.pgpass):")
+        typer.echo(dump)
+        typer.echo("# restore into an empty database, then `hearme db upgrade`:")
+        typer.echo(restore)
+        return
+    try:
+        size = sqlite_backup(url.database or "", path)
+    except (BackupError, sqlite3.Error) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backed up {url.database} to {path} ({size} bytes, integrity checked)")
 
 
 @keys_app.command("create")

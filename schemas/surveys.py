@@ -4,7 +4,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import JSON, Column
 from sqlmodel import Field as SQLField
@@ -48,7 +48,7 @@ class ScalePoint(StrictModel):
 class _QuestionBase(StrictModel):
     id: Slug
     text: Annotated[str, Field(min_length=1, max_length=4000)]
-    required: bool = False
+    required: StrictBool = False
 
 
 def _invalid_at(loc: tuple[str | int, ...], msg: str, value: object) -> None:
@@ -104,7 +104,7 @@ class NumberQuestion(_QuestionBase):
     type: Literal["number"]
     min: float | None = Field(default=None, allow_inf_nan=False)
     max: float | None = Field(default=None, allow_inf_nan=False)
-    integer: bool = False
+    integer: StrictBool = False
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Self:

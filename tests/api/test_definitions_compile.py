@@ -224,3 +224,17 @@ def test_an_array_over_its_max_items_is_a_422_on_put(
     replaced = client.put(SURVEY, json=survey_definition(**changes), headers=admin)
     assert_problem(replaced, 422, loc)
     assert client.get(SURVEY, headers=admin).json()["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("required", 0), ("required", "true"), ("integer", 1)]
+)
+def test_booleans_of_a_definition_are_json_booleans(
+    client: TestClient, admin: dict[str, str], field: str, value: Any
+) -> None:
+    """The schema says boolean; `0` or `"true"` was coerced and stored (Schemathesis)."""
+    question = number_question(**{field: value})
+    created = client.post(
+        "/v1/surveys", json=survey_definition(questions=[question]), headers=admin
+    )
+    assert_problem(created, 422, ["questions", 0, field])
