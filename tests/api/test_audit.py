@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from api.app import create_app
 from api.audit_trail import AUDITED
@@ -227,3 +228,27 @@ def test_every_write_and_every_read_of_answers_is_audited(client: TestClient) ->
     }
     assert reads_of_answers <= set(AUDITED)
     assert {a.action for a in AUDITED.values()} <= set(Action)
+
+
+def test_a_read_whose_record_cannot_be_written_is_refused(
+    client: TestClient,
+    admin: dict[str, str],
+    survey: dict[str, Any],
+    monkeypatch: Any,
+) -> None:
+    """No answer leaves unrecorded: a 503 instead. A write already committed answers."""
+    created = client.post("/v1/surveys/trust/responses", json=submission(), headers=admin)
+    assert created.status_code == 201
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise OperationalError("INSERT INTO audit_record", {}, Exception("disk gone"))
+
+    monkeypatch.setattr(audit, "record", broken)
+    read = client.get(f"/v1/surveys/trust/responses/{created.json()['id']}", headers=admin)
+    body = assert_problem(read, 503)
+    assert "audit" in body["detail"]
+    assert created.json()["answers"]["role"] not in read.text
+    assert int(read.headers["retry-after"]) > 0
+    written = client.post("/v1/surveys/trust/responses", json=submission(), headers=admin)
+    assert written.status_code == 201
+    assert client.get("/v1/surveys", headers=admin).status_code == 200  # not audited
