@@ -105,9 +105,10 @@ class AuditTrail:
 
     async def _record(self, scope: Scope, status: int) -> bool:
         """Write the record if this operation is audited; False if it could not be."""
-        audited = AUDITED.get(getattr(scope.get("route"), "name", ""))
-        if audited is None:
-            return True
+        route = scope.get("route")
+        audited = AUDITED.get(getattr(route, "name", ""))
+        if audited is None or scope["method"] not in (getattr(route, "methods", None) or ()):
+            return True  # not audited, or a 405 (the router names the path's first route)
         state: dict[str, Any] = scope.get("state", {})
         params: dict[str, Any] = scope.get("path_params", {})
         target = state.get("audit_target")

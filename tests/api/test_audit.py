@@ -181,6 +181,7 @@ def test_the_audit_log_cannot_be_changed_through_the_api(
         response = client.request(method, "/v1/audit", headers=admin)
         assert response.status_code == 405, method
         assert response.headers["allow"] == "GET"
+    assert records(client, admin) == []  # a 405 acted on nothing: no record
 
 
 def test_old_records_are_pruned_after_their_retention(db_url: str, database: Database) -> None:
