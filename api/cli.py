@@ -57,10 +57,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def _maintenance(settings: Settings) -> Settings:
+    """The settings for the CLI's own database work: no statement time-out, since a cell
+    rebuild or a demo load may take minutes on a large study."""
+    return settings.model_copy(update={"db_statement_timeout": 0})
+
+
 def _migrate(settings: Settings) -> None:
     """Alembic to head, then recount the statistics cells of surveys stored without them."""
     upgrade(settings)
-    database = Database(settings)
+    database = Database(_maintenance(settings))
     try:
         with database.session(write=True) as session:
             for survey_id in recount_stale_surveys(session):
@@ -144,7 +150,7 @@ def demo(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> N
     """Load the seed study and its synthetic data set, print an admin key, then serve."""
     settings = Settings()
     _migrate(settings)
-    database = Database(settings)
+    database = Database(_maintenance(settings))
     try:
         with database.session() as session:
             survey_id, stored = load_demo(session)

@@ -250,7 +250,7 @@ def install(app: FastAPI) -> None:
             log.warning("database unavailable", extra={"error_type": type(exc).__name__})
             return problem_response(
                 503,
-                "the database cannot be reached; try again shortly",
+                "the database cannot be reached or did not answer in time; try again shortly",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         return await unexpected(_, exc)

@@ -68,15 +68,17 @@ def _pg_connect_args(settings: Settings) -> dict[str, Any]:
     hang: connecting (`connect_timeout`), sent data never acknowledged (a dropped network,
     `tcp_user_timeout`), an idle connection whose peer vanished (keepalives), and a
     statement that runs too long on the server (`statement_timeout`)."""
-    return {
+    args: dict[str, Any] = {
         "connect_timeout": settings.db_connect_timeout,
         "tcp_user_timeout": settings.db_connect_timeout * 1000,
         "keepalives": 1,
         "keepalives_idle": 10,
         "keepalives_interval": 2,
         "keepalives_count": 3,
-        "options": f"-c statement_timeout={settings.db_statement_timeout * 1000}",
     }
+    if settings.db_statement_timeout:
+        args["options"] = f"-c statement_timeout={settings.db_statement_timeout * 1000}"
+    return args
 
 
 def create_db_engine(settings: Settings) -> Engine:

@@ -19,9 +19,11 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
     # PostgreSQL: seconds to connect (and to wait for a pooled connection) before a 503,
-    # and the longest a statement may run on the server.
+    # and the longest a statement of a request may run on the server (0: no limit; the
+    # CLI's migrations and cell rebuilds, which take minutes at a million responses, have
+    # none).
     db_connect_timeout: int = Field(default=3, ge=1, le=60)
-    db_statement_timeout: int = Field(default=30, ge=1)
+    db_statement_timeout: int = Field(default=60, ge=0)
     import_batch_size: int = Field(default=2000, ge=1)
     # Rate limits (api/limits.py): requests a minute per key, failed authentications a
     # minute per client address, and where the counters live (a `limits` storage URI).
