@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+import schemas.audit
 import schemas.codebooks
 import schemas.codings
 import schemas.keys

@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from api import (
     agreement,
+    audit,
     codebooks,
     codings,
     keys,
@@ -22,7 +23,10 @@ from api import (
     suggestions,
     surveys,
 )
+from api.audit_trail import AuditTrail
+from api.limits import RateLimits
 from api.middleware import RequestContext
+from api.security import SecurityHeaders
 from service.database import Database
 from service.settings import Settings, get_settings
 from service.submissions import GroupCommit
@@ -56,6 +60,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     app.state.group_commit = GroupCommit(database)
+    app.state.rate_limits = RateLimits(settings)
     problems.install(app)
     routers = (
         surveys,
@@ -67,10 +72,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         agreement,
         refi,
         keys,
+        audit,
         ops,
     )
     for module in routers:
         app.include_router(module.router)
+    app.state.path_methods = problems.path_methods(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -80,11 +87,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             expose_headers=["X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(AuditTrail)  # inside RequestContext: it needs the request id
     app.add_middleware(RequestContext, max_body=settings.max_body, max_import=settings.max_import)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the middleware's too
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problems.document_problems_as_problem_json(FastAPI.openapi(app))
+            schema = problems.document_problems_as_problem_json(FastAPI.openapi(app))
+            app.openapi_schema = problems.declare_common_problems(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

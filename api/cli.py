@@ -2,14 +2,20 @@
 
 import os
 import shutil
+import sqlite3
 import tempfile
+from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from api.logs import logging_config
+from schemas.base import utcnow
 from schemas.keys import KeyCreate, Role
+from service.backup import BackupError, pg_dump_commands, sqlite_backup
 from service.database import Database, upgrade
 from service.demo import load_demo
 from service.errors import DomainError
@@ -51,10 +57,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def _maintenance(settings: Settings) -> Settings:
+    """The settings for the CLI's own database work: no statement time-out, since a cell
+    rebuild or a demo load may take minutes on a large study."""
+    return settings.model_copy(update={"db_statement_timeout": 0})
+
+
 def _migrate(settings: Settings) -> None:
     """Alembic to head, then recount the statistics cells of surveys stored without them."""
     upgrade(settings)
-    database = Database(settings)
+    database = Database(_maintenance(settings))
     try:
         with database.session(write=True) as session:
             for survey_id in recount_stale_surveys(session):
@@ -78,26 +90,58 @@ def db_upgrade() -> None:
     typer.echo("database at head")
 
 
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the backup.")],
+) -> None:
+    """Back up the database: SQLite is copied now (safe while serving); for PostgreSQL,
+    print the pg_dump command to run (and the pg_restore one)."""
+    settings = Settings()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        dump, restore = pg_dump_commands(settings.database_url, path)
+        typer.echo("# back up (password through PGPASSWORD or ~/.pgpass):")
+        typer.echo(dump)
+        typer.echo("# restore into an empty database, then `hearme db upgrade`:")
+        typer.echo(restore)
+        return
+    try:
+        size = sqlite_backup(url.database or "", path)
+    except (BackupError, sqlite3.Error) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backed up {url.database} to {path} ({size} bytes, integrity checked)")
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A unique name for the key.")],
     role: Annotated[Role, typer.Option(help="The key's role.")],
     site: Annotated[list[str] | None, typer.Option(help="Bind to a site; repeatable.")] = None,
+    expires_in: Annotated[
+        float | None,
+        typer.Option(metavar="DAYS", help="Expire after DAYS days (more than 0)."),
+    ] = None,
 ) -> None:
     """Create a key; the key itself is printed alone on the last line."""
+    if expires_in is not None and not 0 < expires_in < 36_500:
+        raise typer.BadParameter("must be more than 0 and under 36500", param_hint="--expires-in")
     settings = Settings()
     upgrade(settings)
     database = Database(settings)
+    expires_at = utcnow() + timedelta(days=expires_in) if expires_in is not None else None
     try:
         with database.session() as session:
-            key, token = create_key(session, data=KeyCreate(name=name, role=role, sites=site))
+            data = KeyCreate(name=name, role=role, sites=site, expires_at=expires_at)
+            key, token = create_key(session, data=data)
     except DomainError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
     finally:
         database.dispose()
     bound = ", ".join(key.sites) if key.sites else "all sites"
-    typer.echo(f"created key {key.name!r} with role {key.role} for {bound}")
+    until = f", expiring at {key.expires_at.isoformat()}" if key.expires_at else ""
+    typer.echo(f"created key {key.name!r} with role {key.role} for {bound}{until}")
     typer.echo(token)
 
 
@@ -106,7 +150,7 @@ def demo(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> N
     """Load the seed study and its synthetic data set, print an admin key, then serve."""
     settings = Settings()
     _migrate(settings)
-    database = Database(settings)
+    database = Database(_maintenance(settings))
     try:
         with database.session() as session:
             survey_id, stored = load_demo(session)

@@ -13,8 +13,10 @@ from fastapi.concurrency import contextmanager_in_threadpool, run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from api.limits import RateLimits
 from schemas.base import SLUG_PATTERN
 from service.database import Database
+from service.errors import Unauthenticated
 from service.keys import Principal, authenticate, cached_principal, hash_token
 from service.settings import Settings
 from service.submissions import GroupCommit
@@ -70,8 +72,19 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _authenticate(request: Request, session: Session, credentials: Credentials) -> Principal:
-    principal = authenticate(session, token=credentials.credentials if credentials else None)
+    """The calling key, within its rate limits (api/limits.py): an address over its failed
+    authentications is refused first, then each authenticated request counts for its key."""
+    limits: RateLimits = request.app.state.rate_limits
+    address = request.client.host if request.client else "unknown"
+    limits.check_address(address)
+    try:
+        principal = authenticate(session, token=credentials.credentials if credentials else None)
+    except Unauthenticated:
+        limits.authentication_failed(address)
+        raise
     request.state.key_name = principal.name  # for the access log: the key's name, never the key
+    request.state.principal = principal  # for the audit record (api/audit.py)
+    limits.hit_key(principal.name)
     return principal
 
 

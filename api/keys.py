@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.deps import PrincipalDep, SessionDep, require_json
 from api.problems import problem_responses
@@ -23,8 +23,11 @@ def _public(key: ApiKey) -> KeyPublic:
     dependencies=[Depends(require_json)],
     responses=problem_responses(409, 415, 422),
 )
-def create_key(data: KeyCreate, session: SessionDep, principal: PrincipalDep) -> KeyCreated:
+def create_key(
+    request: Request, data: KeyCreate, session: SessionDep, principal: PrincipalDep
+) -> KeyCreated:
     """Create a key; the token is in this response only (admin)."""
+    request.state.audit_target = data.name
     require(principal, Action.manage_keys)
     key, token = keys.create_key(session, data=data)
     return KeyCreated(**_public(key).model_dump(), key=token)
@@ -37,12 +40,12 @@ def list_keys(session: SessionDep, principal: PrincipalDep) -> list[KeyPublic]:
     return [_public(k) for k in keys.list_keys(session)]
 
 
-@router.delete("/{name}", status_code=204, responses=problem_responses(404))
+@router.delete("/{name}", status_code=204, responses=problem_responses(404, 409))
 def revoke_key(
     name: Annotated[str, Path(max_length=200)], session: SessionDep, principal: PrincipalDep
 ) -> Response:
-    """Revoke a key: it stops working at once in this process, within 1 s in every other
-    process and replica (the key cache's bound, `service.key_cache`) (admin)."""
+    """Revoke a key: it stops working at once, in every process (admin); 409 for the
+    caller's own key and for the last admin key that works."""
     require(principal, Action.manage_keys)
-    keys.revoke_key(session, name=name)
+    keys.revoke_key(session, principal=principal, name=name)
     return Response(status_code=204)

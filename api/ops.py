@@ -27,7 +27,9 @@ def readyz(database: Annotated[Database, Depends(get_database)]) -> JSONResponse
     try:
         ping(database.engine)
     except SQLAlchemyError:
-        return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable"}, status_code=503, headers={"Retry-After": "2"}
+        )
     return JSONResponse({"status": "ok"})
 
 

@@ -1,16 +1,22 @@
 """The one place where errors become RFC 9457 problem+json responses (contract §1)."""
 
 import logging
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.status import HTTP_422_UNPROCESSABLE_CONTENT
 
 from schemas.problems import Problem
+from service.database import storage_full, unreachable
 from service.errors import (
     Conflict,
     DomainError,
@@ -47,8 +53,19 @@ TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Validation failed",
+    429: "Too many requests",
     500: "Internal server error",
+    503: "Service unavailable",
+    507: "Insufficient storage",
 }
+
+# Problems any /v1 operation may answer whatever it does, declared on each (contract §11):
+# a rate limit, and the database being unreachable.
+EVERY_OPERATION = (429, 503)
+# Problems of operations that take a body or write: over HEARME_MAX_BODY, and a full disk.
+WITH_A_BODY = (413,)
+WRITING = (507,)
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def problem_response(
@@ -73,6 +90,63 @@ def problem_response(
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: each error it may answer, documented as a Problem."""
     return {s: {"model": Problem, "description": TITLES[s]} for s in statuses}
+
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+RETRY_AFTER_SECONDS = 2  # a database outage: when to try again
+
+
+def declare_common_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to every /v1 operation of the document the problems that do not depend on what
+    it does (429 and 503 with Retry-After; 413 where it reads a body, 507 where it writes),
+    so the document lists every status an operation can answer (contract §11)."""
+    for path, item in schema.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in item.items():
+            statuses = list(EVERY_OPERATION)
+            if "requestBody" in operation:
+                statuses += WITH_A_BODY
+            if method.upper() in WRITE_METHODS:
+                statuses += WRITING
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                response: dict[str, Any] = {
+                    "description": TITLES[status],
+                    "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
+                }
+                if status in (429, 503):
+                    response["headers"] = RETRY_AFTER
+                responses.setdefault(str(status), response)
+    return schema
+
+
+@dataclass(frozen=True)
+class PathMethods:
+    """The methods served at one path template, whichever route serves each."""
+
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+
+
+def path_methods(app: FastAPI) -> list[PathMethods]:
+    """Starlette's own 405 names only the methods of the first route whose path matched,
+    and FastAPI has one route per method: gather them per path, once, at start."""
+    by_path: dict[str, set[str]] = {}
+    for route in iter_route_contexts(app.routes):
+        if route.path is not None:
+            by_path.setdefault(route.path, set()).update(route.methods or ())
+    return [PathMethods(compile_path(p)[0], frozenset(m)) for p, m in by_path.items()]
+
+
+def allowed_methods(table: list[PathMethods], path: str) -> list[str]:
+    return sorted({m for entry in table if entry.pattern.match(path) for m in entry.methods})
 
 
 def document_problems_as_problem_json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +224,7 @@ def install(app: FastAPI) -> None:
             HTTP_422_UNPROCESSABLE_CONTENT, "the request is not valid", errors=_field_errors(exc)
         )
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400 and exc.detail == FASTAPI_UNPARSEABLE_BODY:
             # FastAPI's answer to a body json cannot decode (bad UTF-8, nesting too deep).
@@ -160,7 +234,26 @@ def install(app: FastAPI) -> None:
                 "type": "json_invalid",
             }
             return problem_response(422, "the request body cannot be parsed", errors=[error])
-        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            table = request.app.state.path_methods
+            headers["Allow"] = ", ".join(allowed_methods(table, request.url.path))
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)
+
+    async def database_error(_: Request, exc: Exception) -> JSONResponse:
+        """Contract §11: an unreachable database is a 503 to retry, a full disk a 507; the
+        transaction was rolled back either way, so nothing acknowledged is lost."""
+        if storage_full(exc):
+            log.error("storage full", extra={"error_type": type(exc).__name__})
+            return problem_response(507, "the database has no room left; nothing was stored")
+        if unreachable(exc):
+            log.warning("database unavailable", extra={"error_type": type(exc).__name__})
+            return problem_response(
+                503,
+                "the database cannot be reached or did not answer in time; try again shortly",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return await unexpected(_, exc)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", extra={"error_type": type(exc).__name__})
@@ -169,4 +262,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(SQLAlchemyError, database_error)
     app.add_exception_handler(Exception, unexpected)

@@ -18,6 +18,7 @@ from api.deps import (
     get_settings,
     require_json,
 )
+from api.logs import request_id_var
 from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
 from schemas.base import Page
@@ -78,6 +79,7 @@ async def submit_response(
             principal=submitter.principal,
             data=data,
             idempotency_key=idempotency_key,
+            request_id=request_id_var.get(None),
         )
     except DomainError:
         # Checked against the cached version: judge a failure by the current one.
@@ -85,9 +87,14 @@ async def submit_response(
         if not submitter.cached or current is submitter.compiled:
             raise
         pending = submissions.prepare(
-            current, principal=submitter.principal, data=data, idempotency_key=idempotency_key
+            current,
+            principal=submitter.principal,
+            data=data,
+            idempotency_key=idempotency_key,
+            request_id=request_id_var.get(None),
         )
     stored, created = await get_group_commit(request).submit(pending)
+    request.state.audit_recorded = True  # by the batch, in the transaction that stored it
     # Serialised here by pydantic-core in one call: the body is the stored response as
     # built from checked values, so FastAPI's second validation of it is skipped.
     return Response(

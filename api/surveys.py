@@ -1,6 +1,6 @@
 """Survey definitions (contract §4)."""
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
 from api.deps import PrincipalDep, SessionDep, SurveyId, require_json
 from api.pagination import DEFAULT, Cursor, Limit
@@ -19,9 +19,10 @@ router = APIRouter(prefix="/v1/surveys", tags=["surveys"], responses=problem_res
     responses=problem_responses(409, 415, 422),
 )
 def create_survey(
-    data: SurveyDefinition, session: SessionDep, principal: PrincipalDep
+    request: Request, data: SurveyDefinition, session: SessionDep, principal: PrincipalDep
 ) -> SurveyPublic:
     """Define a survey (admin)."""
+    request.state.audit_survey = data.id
     return surveys.to_public(surveys.create_survey(session, principal=principal, data=data))
 
 

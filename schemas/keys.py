@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy import JSON, Column
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -32,12 +32,23 @@ class ApiKey(SQLModel, table=True):
     prefix: str = SQLField(max_length=16)
     created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
+    expires_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
 
 
 class KeyCreate(StrictModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
     role: Role
-    sites: list[Slug] | None = None
+    sites: list[Slug] | None = Field(default=None, max_length=1000)
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When the key stops working (a 401 from then on)."
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= utcnow():
+            raise ValueError("expires_at must be in the future")
+        return value
 
 
 class KeyPublic(BaseModel):
@@ -47,6 +58,7 @@ class KeyPublic(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
 
 class KeyCreated(KeyPublic):

@@ -1,9 +1,10 @@
 """Survey definitions (contract §4): the input model that validates them and the table."""
 
+import math
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import JSON, Column
 from sqlmodel import Field as SQLField
@@ -12,6 +13,8 @@ from sqlmodel import SQLModel
 from schemas.base import Slug, StrictModel, UTCDateTime, utcnow
 
 Label = Annotated[str, Field(min_length=1, max_length=500)]
+
+SAFE_INTEGER = 2**53  # beyond it, an integer no longer round-trips through a float column
 
 
 class Site(StrictModel):
@@ -38,14 +41,14 @@ class Option(StrictModel):
 
 
 class ScalePoint(StrictModel):
-    value: int = Field(strict=True)
+    value: int = Field(strict=True, ge=-SAFE_INTEGER, le=SAFE_INTEGER)
     label: Label
 
 
 class _QuestionBase(StrictModel):
     id: Slug
     text: Annotated[str, Field(min_length=1, max_length=4000)]
-    required: bool = False
+    required: StrictBool = False
 
 
 def _invalid_at(loc: tuple[str | int, ...], msg: str, value: object) -> None:
@@ -101,13 +104,31 @@ class NumberQuestion(_QuestionBase):
     type: Literal["number"]
     min: float | None = Field(default=None, allow_inf_nan=False)
     max: float | None = Field(default=None, allow_inf_nan=False)
-    integer: bool = False
+    integer: StrictBool = False
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Self:
         if self.min is not None and self.max is not None and self.max < self.min:
             _invalid_at(("max",), "max must not be below min", self.max)
+        if self.integer:
+            low, high = self.integer_bounds()
+            if low > high:
+                where = "max" if self.max is not None else "min"
+                _invalid_at(
+                    (where,),
+                    f"no integer between -{SAFE_INTEGER} and {SAFE_INTEGER} lies within"
+                    " min and max",
+                    getattr(self, where),
+                )
         return self
+
+    def integer_bounds(self) -> tuple[int, int]:
+        """The smallest and largest integer answer: the bounds rounded inwards and kept
+        within +-2**53, so the validator is built from exact integers (a bound such as
+        -3.68e154 made it unbuildable) and every admitted answer can be stored."""
+        low = -SAFE_INTEGER if self.min is None else max(math.ceil(self.min), -SAFE_INTEGER)
+        high = SAFE_INTEGER if self.max is None else min(math.floor(self.max), SAFE_INTEGER)
+        return low, high
 
 
 class BooleanQuestion(_QuestionBase):

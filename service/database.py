@@ -21,6 +21,8 @@ from anyio import Lock, Semaphore, to_thread
 from anyio.lowlevel import RunVar
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
@@ -51,6 +53,46 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# SQLSTATEs and SQLite result codes that mean "no room left" (a 507, contract §11).
+PG_DISK_FULL = {"53100", "53200"}  # disk_full, out_of_memory
+SQLITE_FULL = 13
+
+
+def storage_full(exc: BaseException) -> bool:
+    """The database refused a write for want of space (SQLite SQLITE_FULL, PostgreSQL
+    disk_full). Nothing was half-written: the transaction was rolled back."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+        return True
+    return getattr(orig, "sqlstate", None) in PG_DISK_FULL
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (or, on SQLite, stayed
+    locked past the busy timeout): the request may be retried; a 503."""
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def _pg_connect_args(settings: Settings) -> dict[str, Any]:
+    """Time-outs so that an unreachable PostgreSQL is an error within seconds, never a
+    hang: connecting (`connect_timeout`), sent data never acknowledged (a dropped network,
+    `tcp_user_timeout`), an idle connection whose peer vanished (keepalives), and a
+    statement that runs too long on the server (`statement_timeout`)."""
+    args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout,
+        "tcp_user_timeout": settings.db_connect_timeout * 1000,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+    }
+    if settings.db_statement_timeout:
+        args["options"] = f"-c statement_timeout={settings.db_statement_timeout * 1000}"
+    return args
+
+
 def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
@@ -69,7 +111,9 @@ def create_db_engine(settings: Settings) -> Engine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=True,  # a connection broken by an outage is replaced, not used
+        pool_timeout=settings.db_connect_timeout,
+        connect_args=_pg_connect_args(settings),
     )
 
 

@@ -8,6 +8,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
@@ -66,6 +67,7 @@ def create_key(session: Session, *, data: KeyCreate) -> tuple[ApiKey, str]:
         sites=sorted(set(data.sites)) if data.sites is not None else None,
         key_hash=hash_token(token),
         prefix=token[:10],
+        expires_at=data.expires_at,
     )
     session.add(key)
     try:
@@ -86,6 +88,25 @@ def free_key_name(session: Session, *, prefix: str) -> str:
 _KEY_BY_HASH = select(ApiKey).where(col(ApiKey.key_hash) == bindparam("key_hash"))
 
 
+def check_live(key: ApiKey, *, now: datetime | None = None) -> None:
+    """The one place that says whether a stored key still works: neither revoked nor
+    expired (contract §11). The key cache (`service.key_cache`) holds `expires_at` and
+    checks it on every use, so a key that expires while cached stops at its `expires_at`,
+    not when the cache entry does."""
+    if key.revoked_at is not None:
+        raise Unauthenticated("unknown or revoked key")
+    if key.expires_at is not None and key.expires_at <= (now or utcnow()):
+        raise Unauthenticated("this key has expired")
+
+
+def is_live(key: ApiKey, *, now: datetime | None = None) -> bool:
+    try:
+        check_live(key, now=now)
+    except Unauthenticated:
+        return False
+    return True
+
+
 def _principal(entry: CachedKey) -> Principal:
     return Principal(key_id=entry.key_id, name=entry.name, role=Role(entry.role), sites=entry.sites)
 
@@ -101,26 +122,30 @@ def cached_principal(token: str | None) -> Principal | None:
 
 def authenticate(session: Session, *, token: str | None) -> Principal:
     """The caller, from the key cache while its entry is fresh (`service.key_cache`: a
-    revocation or expiry takes effect within 1 s everywhere), else from the database."""
+    revocation takes effect within 1 s everywhere, an expiry at once), else from the
+    database."""
     if not token:
         raise Unauthenticated("missing bearer token")
     key_hash = hash_token(token)
-    entry = KEYS.fresh(key_hash)
+    entry = KEYS.fresh(key_hash)  # None once expired: read, and refused
     if entry is None:
         key = session.exec(_KEY_BY_HASH, params={"key_hash": key_hash}).first()
-        if key is None or key.revoked_at is not None or key.id is None:
+        if key is None or key.id is None:
             KEYS.forget(key_hash)
             raise Unauthenticated("unknown or revoked key")
+        try:
+            check_live(key)
+        except Unauthenticated:
+            KEYS.forget(key_hash)
+            raise
         entry = KEYS.put(
             key_hash,
             key_id=key.id,
             name=key.name,
             role=key.role,
             sites=frozenset(key.sites) if key.sites is not None else None,
-            expires_at=getattr(key, "expires_at", None),  # keys that can expire
+            expires_at=key.expires_at,
         )
-        if entry.expired(utcnow()):
-            raise Unauthenticated("unknown or revoked key")
     return _principal(entry)
 
 
@@ -128,14 +153,30 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.exec(select(ApiKey).order_by(col(ApiKey.name))))
 
 
-def revoke_key(session: Session, *, name: str) -> ApiKey:
+def revoke_key(session: Session, *, principal: Principal, name: str) -> ApiKey:
+    """Revoke a key. Refused (409) for the caller's own key and for the last admin key
+    that still works, so that neither a slip nor a script (a fuzzer did it) can lock every
+    administrator out. The live admin keys are locked first (PostgreSQL; SQLite writers
+    are serialised already), so two admins revoking each other at once cannot both win."""
     key = session.exec(select(ApiKey).where(ApiKey.name == name)).first()
     if key is None:
         raise NotFound(f"no key named {name!r}")
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
-        session.add(key)
-        session.flush()
-        key_hash = key.key_hash
-        after_commit(session, lambda: KEYS.forget(key_hash))  # here at once; elsewhere <= 1 s
+    if key.revoked_at is not None:
+        return key
+    if key.id == principal.key_id:
+        raise Conflict("a key cannot revoke itself: revoke it with another admin key")
+    if key.role == Role.admin.value and is_live(key):
+        admins = session.exec(
+            select(ApiKey)
+            .where(ApiKey.role == Role.admin.value, col(ApiKey.revoked_at).is_(None))
+            .order_by(col(ApiKey.id))
+            .with_for_update()
+        ).all()
+        if not any(is_live(other) and other.id != key.id for other in admins):
+            raise Conflict(f"{name!r} is the last admin key that works: create another first")
+    key.revoked_at = utcnow()
+    session.add(key)
+    session.flush()
+    key_hash = key.key_hash
+    after_commit(session, lambda: KEYS.forget(key_hash))  # here at once; elsewhere <= 1 s
     return key

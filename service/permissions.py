@@ -30,6 +30,7 @@ class Action(StrEnum):
     export_projects = "export_projects"
     read_statistics = "read_statistics"
     manage_keys = "manage_keys"
+    read_audit = "read_audit"
 
 
 _ADMIN = Role.admin
@@ -52,6 +53,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.export_projects: frozenset({_ADMIN, _EVALUATOR}),
     Action.read_statistics: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
     Action.manage_keys: frozenset({_ADMIN}),
+    Action.read_audit: frozenset({_ADMIN}),
 }
 
 

@@ -18,7 +18,19 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
+    # PostgreSQL: seconds to connect (and to wait for a pooled connection) before a 503,
+    # and the longest a statement of a request may run on the server (0: no limit; the
+    # CLI's migrations and cell rebuilds, which take minutes at a million responses, have
+    # none).
+    db_connect_timeout: int = Field(default=3, ge=1, le=60)
+    db_statement_timeout: int = Field(default=60, ge=0)
     import_batch_size: int = Field(default=2000, ge=1)
+    # Rate limits (api/limits.py): requests a minute per key, failed authentications a
+    # minute per client address, and where the counters live (a `limits` storage URI).
+    rate_limit: int = Field(default=1200, ge=1)
+    auth_failure_limit: int = Field(default=20, ge=1)
+    rate_limit_storage: str = "memory://"
+    audit_retention_days: int = Field(default=365, ge=1)
     # prometheus_client's own variable: set by `hearme serve --workers N` so that the
     # metrics of every worker process are summed.
     prometheus_multiproc_dir: str | None = Field(

@@ -36,6 +36,7 @@ from sqlmodel import Session, col
 
 from schemas.base import utcnow
 from schemas.responses import IdempotencyRecord, Response, ResponsePublic, SubmissionIn
+from service import audit
 from service.database import Database
 from service.errors import Conflict, DomainError, Invalid, NotFound
 from service.keys import Principal
@@ -72,6 +73,7 @@ class Pending:
     received_at: datetime
     idempotency_key: str | None
     digest: str | None = field(default=None)
+    request_id: str | None = field(default=None)  # for its audit record
 
 
 def prepare(
@@ -81,6 +83,7 @@ def prepare(
     data: SubmissionIn,
     idempotency_key: str | None,
     received_at: datetime | None = None,
+    request_id: str | None = None,
 ) -> Pending:
     """Every check of a live submission that needs no transaction: role, site, answers,
     the wave open at `received_at` (422, 403, 409 raised here)."""
@@ -88,7 +91,9 @@ def prepare(
     received_at = received_at or utcnow()
     answers = _check(compiled, principal, data, received_at)
     digest = request_hash(data) if idempotency_key is not None else None
-    return Pending(compiled, principal, data, answers, received_at, idempotency_key, digest)
+    return Pending(
+        compiled, principal, data, answers, received_at, idempotency_key, digest, request_id
+    )
 
 
 def _check(
@@ -245,7 +250,30 @@ def store_batch(session: Session, items: Sequence[Pending]) -> list[Outcome]:
             assert outcome is not None
             outcomes[i] = (outcome[0], False)
     assert all(o is not None for o in outcomes)
-    return [o for o in outcomes if o is not None]
+    done = [o for o in outcomes if o is not None]
+    _audit(session, items, done)
+    return done
+
+
+def _audit(session: Session, items: Sequence[Pending], outcomes: Sequence[Outcome]) -> None:
+    """The audit records of the stored and replayed items, in the batch's own transaction
+    (no second transaction per submission); refused items are recorded by the request's
+    audit middleware with their status."""
+    audit.record_many(
+        session,
+        [
+            audit.Entry(
+                action=audit.Action.response_submit,
+                status=201 if outcome[1] else 200,
+                principal=item.principal,
+                survey=item.compiled.definition.id,
+                target=outcome[0].id,
+                request_id=item.request_id,
+            )
+            for item, outcome in zip(items, outcomes, strict=True)
+            if not isinstance(outcome, DomainError)
+        ],
+    )
 
 
 def submit(

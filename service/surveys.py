@@ -32,6 +32,7 @@ def create_survey(session: Session, *, principal: Principal, data: SurveyDefinit
     require(principal, Action.manage_surveys)
     if session.get(Survey, data.id) is not None:
         raise Conflict(f"survey {data.id!r} already exists")
+    compile_survey(data, 1)  # a definition that cannot be compiled is a 422, never stored
     survey = Survey(id=data.id, title=data.title, definition=data.model_dump(mode="json"))
     session.add(survey)
     session.flush()

@@ -1,4 +1,4 @@
-"""Answer validation: one pydantic model per survey version, built from its definition.
+"""Answer validation: one pydantic validator per survey version, built from its definition.
 
 Each question becomes a typed field (strict: `"4"`, `4.0` and `true` are not the
 integer 4), so every rule of contract §5 is a declared constraint rather than a
@@ -9,20 +9,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
-    create_model,
 )
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from schemas.surveys import (
     BooleanQuestion,
@@ -34,10 +34,9 @@ from schemas.surveys import (
     SurveyDefinition,
     TextQuestion,
 )
-from service.errors import FieldProblem
+from service.errors import FieldProblem, Invalid
 
 CLOCK_SKEW = timedelta(minutes=5)
-SAFE_INTEGER = 2**53  # beyond it, an integer no longer round-trips through a float column
 
 
 def _no_nul(value: str) -> str:
@@ -64,12 +63,6 @@ def _one_of(allowed: list[int]) -> Callable[[int], int]:
     return check
 
 
-def _safe_integer(value: int) -> int:
-    if not -SAFE_INTEGER <= value <= SAFE_INTEGER:
-        raise ValueError(f"must lie between -{SAFE_INTEGER} and {SAFE_INTEGER}")
-    return value
-
-
 def _blank(value: Any) -> bool:
     """Contract §5: a null, an empty or all-whitespace text, an empty list is no answer."""
     return value is None or value == [] or (isinstance(value, str) and not value.strip())
@@ -87,14 +80,8 @@ def _field_type(question: Question) -> Any:
             points = [p.value for p in question.scale]
             return Annotated[StrictInt, AfterValidator(_one_of(points))] | None
         case NumberQuestion() if question.integer:
-            return (
-                Annotated[
-                    StrictInt,
-                    Field(ge=question.min, le=question.max),
-                    AfterValidator(_safe_integer),
-                ]
-                | None
-            )
+            low, high = question.integer_bounds()
+            return Annotated[StrictInt, Field(ge=low, le=high)] | None
         case NumberQuestion():
             return (
                 Annotated[
@@ -122,7 +109,7 @@ class CompiledSurvey:
 
     definition: SurveyDefinition
     version: int
-    model: type[BaseModel]
+    validator: TypeAdapter[dict[str, Any]]
     questions: dict[str, Question]
     site_ids: frozenset[str]
 
@@ -132,7 +119,7 @@ class CompiledSurvey:
         """The answers as stored (blanks dropped, text stripped), and every problem found."""
         problems: list[FieldProblem] = []
         try:
-            parsed = self.model.model_validate(answers).model_dump()
+            parsed = self.validator.validate_python(answers)
         except ValidationError as exc:
             for err in exc.errors(include_url=False, include_input=False):
                 loc = ("answers", *err["loc"])
@@ -166,16 +153,30 @@ class CompiledSurvey:
 
 
 def compile_survey(definition: SurveyDefinition, version: int) -> CompiledSurvey:
-    fields: dict[str, Any] = {q.id: (_field_type(q), None) for q in definition.questions}
-    model = create_model(
-        f"Answers_{definition.id}_{version}",
-        __config__=ConfigDict(extra="forbid"),
-        **fields,
-    )
+    """Build the answers validator, or fail with a 422 naming the question that cannot
+    be built (a definition that does not compile is refused at the door, never stored).
+
+    The answers are a TypedDict keyed by question id, not a model with one attribute per
+    question: ids are data, and one named `model_config` or `schema` would clash with a
+    model's own attributes.
+    """
+    fields: dict[str, Any] = {}
+    for index, question in enumerate(definition.questions):
+        try:
+            field_type = _field_type(question)
+            TypeAdapter(field_type)
+        except Exception as exc:  # pydantic's SchemaError and kin: a definition we cannot use
+            raise Invalid(
+                "the survey definition cannot be compiled",
+                [FieldProblem(("questions", index), f"cannot be compiled: {type(exc).__name__}")],
+            ) from exc
+        fields[question.id] = NotRequired[field_type]
+    answers = TypedDict(f"Answers_{definition.id}_{version}", fields, total=False)  # type: ignore[misc]
+    answers.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
     return CompiledSurvey(
         definition=definition,
         version=version,
-        model=model,
+        validator=TypeAdapter(answers),  # type: ignore[arg-type]
         questions={q.id: q for q in definition.questions},
         site_ids=frozenset(s.id for s in definition.sites),
     )

@@ -124,3 +124,41 @@ def test_operation_ids_are_stable_and_unique(committed: dict[str, Any]) -> None:
 def test_every_operation_has_a_description(committed: dict[str, Any]) -> None:
     for path, method, operation in _operations(committed):
         assert operation.get("description"), f"{method.upper()} {path} has no docstring"
+
+
+def test_every_v1_operation_declares_the_problems_any_request_may_meet(
+    committed: dict[str, Any],
+) -> None:
+    """Contract §11: 429 and 503 (with Retry-After) everywhere, 413 where a body is read,
+    507 where something is written."""
+    for path, method, operation in _operations(committed):
+        if not path.startswith("/v1/"):
+            continue
+        where = f"{method.upper()} {path}"
+        responses = operation["responses"]
+        wanted = {"429", "503"}
+        if "requestBody" in operation:
+            wanted.add("413")
+        if method in ("post", "put", "delete"):
+            wanted.add("507")
+        assert wanted <= set(responses), (where, sorted(responses))
+        for status in ("429", "503"):
+            assert "Retry-After" in responses[status]["headers"], where
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def test_every_405_has_an_allow_header_naming_every_method_of_the_path(
+    client: TestClient, committed: dict[str, Any]
+) -> None:
+    for path, item in committed["paths"].items():
+        documented = {m.upper() for m in item if m in METHODS}
+        unused = next(m for m in ("PATCH", "PUT", "DELETE", "POST") if m not in documented)
+        response = client.request(unused, _concrete(path))
+        assert response.status_code == 405, (unused, path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        # HEAD is served wherever GET is (Starlette), though not documented.
+        assert documented <= allowed <= documented | {"HEAD"}, (path, allowed)

@@ -297,6 +297,7 @@ RULES: dict[Endpoint, Rule] = {
         lambda w: Call("POST", "/v1/keys", json={"name": f"made-{w.number()}", "role": "reader"}),
     ),
     ("GET", "/v1/keys"): rule(Action.manage_keys, 200, lambda w: Call("GET", "/v1/keys")),
+    ("GET", "/v1/audit"): rule(Action.read_audit, 200, lambda w: Call("GET", "/v1/audit?limit=5")),
     ("DELETE", "/v1/keys/{name}"): rule(
         Action.manage_keys, 204, lambda w: Call("DELETE", f"/v1/keys/{w.key_name()}")
     ),
@@ -542,7 +543,13 @@ def test_keys_are_stored_hashed_and_never_listed(
 CONTRACT_ROLES: dict[str, set[Action]] = {
     "admin": set(Action),
     "evaluator": set(Action)
-    - {Action.manage_surveys, Action.erase_responses, Action.manage_keys, Action.submit_responses},
+    - {
+        Action.manage_surveys,
+        Action.erase_responses,
+        Action.manage_keys,
+        Action.read_audit,
+        Action.submit_responses,
+    },
     "coder": {Action.read_surveys, Action.read_codebooks, Action.code, Action.read_suggestions},
     "submitter": {Action.read_surveys, Action.submit_responses},
     "reader": {Action.read_statistics},
