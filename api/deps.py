@@ -1,8 +1,8 @@
 """Dependencies: the request's session (which owns the transaction), the calling key,
 the survey named in the path."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -71,21 +71,33 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def _authenticate(request: Request, session: Session, credentials: Credentials) -> Principal:
-    """The calling key, within its rate limits (api/limits.py): an address over its failed
-    authentications is refused first, then each authenticated request counts for its key."""
+@contextmanager
+def _rate_limited(request: Request) -> Iterator[None]:
+    """Authentication within the rate limits (api/limits.py): an address over its failed
+    authentications is refused first, and a failure inside counts against it."""
     limits: RateLimits = request.app.state.rate_limits
     address = request.client.host if request.client else "unknown"
     limits.check_address(address)
     try:
-        principal = authenticate(session, token=credentials.credentials if credentials else None)
+        yield
     except Unauthenticated:
         limits.authentication_failed(address)
         raise
+
+
+def _authenticated(request: Request, principal: Principal) -> Principal:
+    """Note who called, then count the request for its key (429 over its limit)."""
     request.state.key_name = principal.name  # for the access log: the key's name, never the key
-    request.state.principal = principal  # for the audit record (api/audit.py)
+    request.state.principal = principal  # for the audit record (api/audit_trail.py)
+    limits: RateLimits = request.app.state.rate_limits
     limits.hit_key(principal.name)
     return principal
+
+
+def _authenticate(request: Request, session: Session, credentials: Credentials) -> Principal:
+    with _rate_limited(request):
+        principal = authenticate(session, token=credentials.credentials if credentials else None)
+    return _authenticated(request, principal)
 
 
 def get_principal(request: Request, session: SessionDep, credentials: Credentials) -> Principal:
@@ -159,6 +171,13 @@ async def get_submitter(request: Request, credentials: Credentials, survey: Surv
     batch that stores the submission reads the survey's version again). Otherwise in a
     short read transaction of its own."""
     token = credentials.credentials if credentials else None
+    with _rate_limited(request):
+        submitter = await _find_submitter(request, token, survey)
+    _authenticated(request, submitter.principal)
+    return submitter
+
+
+async def _find_submitter(request: Request, token: str | None, survey: str) -> Submitter:
     principal = cached_principal(token)
     if principal is None and token:
         # When a key's entry goes stale, the requests that carry it meanwhile wait for the
@@ -173,7 +192,6 @@ async def get_submitter(request: Request, credentials: Credentials, survey: Surv
         submitter = Submitter(principal, compiled, cached=True)
     else:
         submitter = await run_in_threadpool(_read_submitter, request, token, survey)
-    request.state.key_name = submitter.principal.name  # for the access log, never the key
     return submitter
 
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from service.database import Database
 from service.settings import Settings
-from tests.conftest import MakeKey, assert_problem, bearer
+from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 
 
 @pytest.fixture
@@ -62,3 +62,23 @@ def test_successful_authentications_do_not_count_as_failures(
     for headers in keys:  # 4 keys x 4 calls: over 3 failures if successes counted
         for _ in range(4):
             assert limited.get("/v1/surveys", headers=headers).status_code == 403
+
+
+def test_the_submit_route_is_limited_like_every_other(
+    limited: TestClient, make_key: MakeKey
+) -> None:
+    """Submissions authenticate on a path of their own (the key cache, no transaction):
+    the same limits hold there, per key and for failed authentications."""
+    admin = bearer(make_key("admin", name="admin"))
+    assert limited.post("/v1/surveys", json=survey_definition(), headers=admin).status_code == 201
+    form = bearer(make_key("submitter", name="form"))
+    url = "/v1/surveys/trust/responses"
+    for _ in range(5):
+        assert limited.post(url, json=submission(), headers=form).status_code == 201
+    over = limited.post(url, json=submission(), headers=form)
+    assert_problem(over, 429)
+    retry_after(over)
+    for _ in range(3):
+        assert_problem(limited.post(url, json=submission(), headers=bearer("hm_" + "z" * 43)), 401)
+    refused = limited.post(url, json=submission(), headers=bearer("hm_" + "w" * 43))
+    assert "failed authentications" in assert_problem(refused, 429)["detail"]
