@@ -13,6 +13,7 @@ from api import (
     agreement,
     codebooks,
     codings,
+    exports,
     keys,
     ops,
     problems,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         suggestions,
         agreement,
         refi,
+        exports,
         keys,
         ops,
     )

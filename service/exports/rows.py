@@ -1,0 +1,130 @@
+"""Which responses an export holds, and reading them in batches.
+
+An export may hold every response of a study, so rows are read by primary key in
+batches (`BATCH` at a time, with the coding outcomes of just those responses) and
+handed on one by one: what is held in memory is one batch, whatever the study's size.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from schemas.codebooks import Codebook, CodebookPublic
+from schemas.codings import CodingOutcome
+from schemas.keys import Role
+from schemas.responses import Response
+from service.codebooks import codebook_of
+from service.errors import FieldProblem, Invalid
+from service.exports.columns import Outcome, Row
+from service.keys import Principal
+from service.validation import CompiledSurvey
+
+EXPORTERS = (Role.evaluator, Role.admin)
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ExportScope:
+    survey_id: str
+    sites: tuple[str, ...] | None  # None: every site
+    waves: tuple[str, ...] | None  # None: every wave
+
+
+def resolve_scope(
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    sites: Sequence[str] = (),
+    waves: Sequence[str] = (),
+) -> ExportScope:
+    """Check the filters (unknown site or wave: 422; a site outside the key's: 403); a
+    site-bound key exports its own sites only."""
+    principal.require(*EXPORTERS)
+    problems = [
+        FieldProblem(("query", "site"), f"unknown site {s!r}")
+        for s in sites
+        if s not in compiled.site_ids
+    ] + [
+        FieldProblem(("query", "wave"), f"unknown wave {w!r}")
+        for w in waves
+        if compiled.definition.wave(w) is None
+    ]
+    if problems:
+        raise Invalid("the export request is not valid", problems)
+    visible = principal.visible_sites(dict.fromkeys(sites))
+    return ExportScope(
+        survey_id=compiled.definition.id,
+        sites=tuple(visible) if visible is not None else None,
+        waves=tuple(dict.fromkeys(waves)) or None,
+    )
+
+
+def survey_codebooks(session: Session, compiled: CompiledSurvey) -> dict[str, CodebookPublic]:
+    """The codebooks of the survey's text questions, by question id."""
+    survey_id = compiled.definition.id
+    stored = session.execute(
+        select(col(Codebook.question_id)).where(col(Codebook.survey_id) == survey_id)
+    ).scalars()
+    text_questions = {q.id for q in compiled.definition.questions if q.type == "text"}
+    return {
+        qid: codebook_of(session, survey_id=survey_id, question_id=qid)
+        for qid in stored
+        if qid in text_questions
+    }
+
+
+def iter_rows(
+    session: Session, scope: ExportScope, *, coded: Sequence[str], batch: int = BATCH
+) -> Iterator[Row]:
+    """The responses in scope, oldest first, with their coding outcomes."""
+    query = select(
+        col(Response.pk),
+        col(Response.id),
+        col(Response.site),
+        col(Response.wave),
+        col(Response.submitted_at),
+        col(Response.received_at),
+        col(Response.answers),
+    ).where(col(Response.survey_id) == scope.survey_id)
+    if scope.sites is not None:
+        query = query.where(col(Response.site).in_(scope.sites))
+    if scope.waves is not None:
+        query = query.where(col(Response.wave).in_(scope.waves))
+    after = -1
+    while True:
+        found = session.execute(
+            query.where(col(Response.pk) > after).order_by(col(Response.pk)).limit(batch)
+        ).all()
+        if not found:
+            return
+        outcomes: dict[int, dict[str, Outcome]] = {}
+        if coded:
+            for pk, question_id, status, effective in session.execute(
+                select(
+                    col(CodingOutcome.response_pk),
+                    col(CodingOutcome.question_id),
+                    col(CodingOutcome.status),
+                    col(CodingOutcome.effective),
+                ).where(
+                    col(CodingOutcome.response_pk).between(found[0].pk, found[-1].pk),
+                    col(CodingOutcome.survey_id) == scope.survey_id,
+                    col(CodingOutcome.question_id).in_(coded),
+                )
+            ):
+                outcomes.setdefault(pk, {})[question_id] = Outcome(
+                    status, None if effective is None else frozenset(effective)
+                )
+        for r in found:
+            yield Row(
+                id=r.id,
+                site=r.site,
+                wave=r.wave,
+                language=None,
+                submitted_at=r.submitted_at,
+                received_at=r.received_at,
+                answers=r.answers,
+                outcomes=outcomes.get(r.pk, {}),
+            )
+        after = found[-1].pk

@@ -1,0 +1,245 @@
+"""Writing an export (contract §10) as CSV, XLSX, SPSS `.sav` or Stata `.dta`.
+
+CSV is produced line by line as the rows are read, so it can be streamed. The other
+formats are written to a temporary file that the caller streams and deletes:
+
+* XLSX with xlsxwriter in constant-memory mode, which flushes each row to disk as it is
+  written (sheets `responses`, `dictionary`, `codebook`);
+* `.sav` and `.dta` with pyreadstat, which writes a whole data frame: the frame is built
+  column by column in compact arrays (8 bytes per number, one shared string per repeated
+  value) rather than as Python rows, so it costs a fraction of the rows it holds.
+
+Values: in CSV and XLSX a choice is its option value, a boolean `true`/`false`, a
+timestamp ISO 8601 in UTC, no answer an empty cell. In `.sav` and `.dta` choices,
+likerts and booleans are their integer codes with value labels, timestamps are the
+formats' own datetimes, and no answer is system-missing (an empty string for strings,
+which neither format can mark as missing).
+"""
+
+import csv
+import io
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyreadstat
+import xlsxwriter
+
+from schemas.codebooks import CodebookPublic
+from service.exports.columns import Cell, Column, Row
+
+XLSX_MAX_STRING = 32767
+DTA_MAX_LABEL = 80
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def plain(value: Cell) -> Any:
+    """A value as CSV writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso(value)
+    return value
+
+
+def csv_lines(cols: Sequence[Column], rows: Iterable[Row]) -> Iterator[bytes]:
+    """The export as CSV (RFC 4180, CRLF), a header line first, in chunks of lines."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([c.name for c in cols])
+    readers = [c.value for c in cols]
+    for n, row in enumerate(rows, start=1):
+        writer.writerow([plain(read(row)) for read in readers])
+        if n % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _values_text(column: Column) -> str:
+    return "; ".join(f"{v.code}={v.value}: {v.label}" for v in column.values)
+
+
+def write_xlsx(
+    path: Path,
+    cols: Sequence[Column],
+    rows: Iterable[Row],
+    codebooks: Iterable[CodebookPublic],
+) -> None:
+    workbook = xlsxwriter.Workbook(
+        str(path), {"constant_memory": True, "strings_to_numbers": False}
+    )
+    try:
+        bold = workbook.add_format({"bold": True})
+        sheet = workbook.add_worksheet("responses")
+        for j, column in enumerate(cols):
+            sheet.write_string(0, j, column.name, bold)
+        sheet.freeze_panes(1, 1)
+        readers = [c.value for c in cols]
+        for i, row in enumerate(rows, start=1):
+            for j, read in enumerate(readers):
+                value = read(row)
+                if value is None:
+                    continue
+                if isinstance(value, bool):
+                    sheet.write_boolean(i, j, value)
+                elif isinstance(value, int | float):
+                    sheet.write_number(i, j, value)
+                elif isinstance(value, datetime):
+                    sheet.write_string(i, j, iso(value))
+                else:  # never write(): a text starting with "=" would become a formula
+                    sheet.write_string(i, j, value[:XLSX_MAX_STRING])
+        _dictionary_sheet(workbook.add_worksheet("dictionary"), cols, bold)
+        _codebook_sheet(workbook.add_worksheet("codebook"), codebooks, bold)
+    finally:
+        workbook.close()
+
+
+def _sheet_rows(
+    sheet: Any, header: Sequence[str], lines: Iterable[Sequence[Any]], bold: Any
+) -> None:
+    for j, name in enumerate(header):
+        sheet.write_string(0, j, name, bold)
+    for i, line in enumerate(lines, start=1):
+        for j, value in enumerate(line):
+            if value is None:
+                continue
+            sheet.write_string(i, j, str(value)[:XLSX_MAX_STRING])
+
+
+def _dictionary_sheet(sheet: Any, cols: Sequence[Column], bold: Any) -> None:
+    header = ("name", "sav_name", "dta_name", "label", "type", "question", "values")
+    lines = (
+        (c.name, c.sav_name, c.dta_name, c.label, c.type, c.question, _values_text(c)) for c in cols
+    )
+    _sheet_rows(sheet, header, lines, bold)
+
+
+def _codebook_sheet(sheet: Any, codebooks: Iterable[CodebookPublic], bold: Any) -> None:
+    header = (
+        "question", "theme", "theme_label", "domain", "category", "category_label",
+        "description", "origin", "keywords", "category_column", "theme_column",
+    )  # fmt: skip
+    lines = (
+        (
+            book.question,
+            theme.id,
+            theme.label,
+            theme.domain,
+            category.id,
+            category.label,
+            category.description,
+            category.origin,
+            "; ".join(category.keywords),
+            f"{book.question}__c__{category.id}",
+            f"{book.question}__t__{theme.id}",
+        )
+        for book in codebooks
+        for theme in book.themes
+        for category in theme.categories
+    )
+    _sheet_rows(sheet, header, lines, bold)
+
+
+# --- SPSS and Stata ------------------------------------------------------------------------
+
+NUMERIC = frozenset({"choice", "likert", "number", "integer", "boolean", "indicator"})
+WHOLE = NUMERIC - {"number"}  # shown without decimals
+
+
+def _frame(cols: Sequence[Column], rows: Iterable[Row], names: Sequence[str]) -> pd.DataFrame:
+    """The data frame pyreadstat writes, built one compact array per column."""
+    numbers: dict[int, array[float]] = {}
+    strings: dict[int, list[str]] = {}
+    moments: dict[int, array[float]] = {}
+    interned: dict[str, str] = {}
+    for j, column in enumerate(cols):
+        if column.type in NUMERIC:
+            numbers[j] = array("d")
+        elif column.type == "datetime":
+            moments[j] = array("d")
+        else:
+            strings[j] = []
+    plan = [(j, c.value, c.codes or None) for j, c in enumerate(cols)]
+    nan = math.nan
+    for row in rows:
+        for j, read, codes in plan:
+            value = read(row)
+            if j in numbers:
+                if value is None:
+                    numbers[j].append(nan)
+                elif codes is not None:
+                    code = codes.get(value)
+                    numbers[j].append(nan if code is None else float(code))
+                else:
+                    numbers[j].append(float(value))  # type: ignore[arg-type]
+            elif j in moments:
+                moments[j].append(value.timestamp() if isinstance(value, datetime) else nan)
+            else:
+                text = "" if value is None else str(value)
+                strings[j].append(interned.setdefault(text, text))
+    data: dict[str, Any] = {}
+    for j, name in enumerate(names):
+        if j in numbers:
+            data[name] = pd.Series(numbers[j], dtype="float64")
+        elif j in moments:
+            seconds = pd.Series(moments[j], dtype="float64")
+            data[name] = pd.to_datetime(seconds, unit="s")
+        else:
+            data[name] = pd.Series(strings[j], dtype=object)
+    return pd.DataFrame(data)
+
+
+def _value_labels(cols: Sequence[Column], names: Sequence[str]) -> dict[str, dict[float, str]]:
+    return {
+        name: {float(v.code): v.label for v in column.values}
+        for column, name in zip(cols, names, strict=True)
+        if column.values
+    }
+
+
+def write_sav(path: Path, cols: Sequence[Column], rows: Iterable[Row], *, title: str) -> None:
+    names = [c.sav_name for c in cols]
+    frame = _frame(cols, rows, names)
+    pyreadstat.write_sav(
+        frame,
+        str(path),
+        file_label=title[:64],
+        column_labels=[c.label for c in cols],
+        variable_value_labels=_value_labels(cols, names),
+        variable_measure={
+            name: "nominal"
+            if c.type in ("choice", "boolean", "indicator")
+            else "ordinal"
+            if c.type == "likert"
+            else "scale"
+            if c.type in NUMERIC
+            else "nominal"
+            for c, name in zip(cols, names, strict=True)
+        },
+        variable_format={
+            name: "F8.0" for c, name in zip(cols, names, strict=True) if c.type in WHOLE
+        },
+    )
+
+
+def write_dta(path: Path, cols: Sequence[Column], rows: Iterable[Row], *, title: str) -> None:
+    names = [c.dta_name for c in cols]
+    frame = _frame(cols, rows, names)
+    pyreadstat.write_dta(
+        frame,
+        str(path),
+        file_label=title[:DTA_MAX_LABEL],
+        column_labels=[c.label[:DTA_MAX_LABEL] for c in cols],
+        variable_value_labels=_value_labels(cols, names),
+    )
