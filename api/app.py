@@ -18,6 +18,7 @@ from api import (
     ops,
     problems,
     refi,
+    reports,
     responses,
     stats,
     suggestions,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         agreement,
         refi,
         exports,
+        reports,
         keys,
         ops,
     )

@@ -57,7 +57,12 @@ def _n_text(n: Any) -> str:
 def _percent_text(row: Mapping[str, Any]) -> str:
     if row.get("suppressed") or row.get("count") is None:
         return SUPPRESSED
-    return f"{row.get('percent') or 0:.1f}% ({row['count']})"
+    return f"{_pct(row.get('percent'))} ({row['count']})"
+
+
+def _pct(value: Any) -> str:
+    """A published percentage; an empty base (0) has none."""
+    return "no base" if value is None else f"{value:.1f}%"
 
 
 def _hidden_text(group: str, grouped: bool) -> str:
@@ -314,7 +319,7 @@ def _theme_heading(theme: Mapping[str, Any]) -> str:
     mentions = "" if theme.get("mentions") is None else f", {theme['mentions']} mentions"
     return (
         f"{theme['label']} ({theme['respondents']} respondents,"
-        f" {theme['percent_respondents']:.1f}%{mentions})"
+        f" {_pct(theme.get('percent_respondents'))}{mentions})"
     )
 
 
@@ -335,7 +340,7 @@ def themes_spec(
                 hidden = hidden or category.get("respondents") is None
                 count = None if hidden else int(category["respondents"])
                 top = max(top, float(count or 0))
-                shown = f"{count} ({category['percent']:.1f}%)" if count is not None else ""
+                shown = f"{count} ({_pct(category.get('percent'))})" if count is not None else ""
                 values.append(
                     {
                         "theme": _theme_heading(theme),

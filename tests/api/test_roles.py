@@ -290,6 +290,15 @@ RULES: dict[Endpoint, Rule] = {
         200,
         lambda w: Call("GET", w.codebook().replace("codebooks", "stats/themes") + "?format=csv"),
     ),
+    ("GET", "/v1/surveys/{survey}/export"): rule(
+        {"admin", "evaluator"}, 200, lambda w: Call("GET", "/v1/surveys/trust/export?format=sav")
+    ),
+    ("GET", "/v1/surveys/{survey}/export/dictionary"): rule(
+        {"admin", "evaluator"}, 200, lambda w: Call("GET", "/v1/surveys/trust/export/dictionary")
+    ),
+    ("GET", "/v1/surveys/{survey}/report"): rule(
+        {"admin", "evaluator"}, 200, lambda w: Call("GET", "/v1/surveys/trust/report?format=html")
+    ),
     ("POST", "/v1/keys"): rule(
         {"admin"},
         201,
