@@ -18,6 +18,7 @@ from service.errors import (
     Gone,
     Invalid,
     NotFound,
+    TooLarge,
     Unauthenticated,
 )
 
@@ -34,6 +35,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     Conflict: 409,
     Gone: 410,
     Invalid: 422,
+    TooLarge: 413,
 }
 
 TITLES = {

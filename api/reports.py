@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep
@@ -21,7 +21,7 @@ router = APIRouter(
 
 @router.get(
     "",
-    response_class=HTMLResponse,
+    response_class=Response,
     openapi_extra=FILTER_DOC,
     responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
 )

@@ -39,3 +39,15 @@ class DictionaryColumn(BaseModel):
 class ExportDictionary(BaseModel):
     survey: str
     columns: list[DictionaryColumn]
+
+
+class QdpxImportResult(BaseModel):
+    """What an `import.qdpx` stored (or, with `dry_run`, would store)."""
+
+    responses: int = Field(description="responses whose text source the project holds")
+    coders: list[str] = Field(description="the coders found (the project's user names)")
+    codings: int = Field(description="codings stored, each replacing that coder's")
+    unchanged: int = Field(description="codings found identical to the stored ones")
+    consensus: int = Field(0, description="consensus sets stored (user `hearme consensus`)")
+    unmatched_sources: list[str] = Field(description="text sources that are no answer here")
+    dry_run: bool = False

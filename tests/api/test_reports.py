@@ -49,7 +49,7 @@ def _page(client: TestClient, headers: dict[str, str], query: str = "") -> str:
     response = client.get(f"{REPORT}?format=html{query}", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
-    return response.text
+    return str(response.text)
 
 
 def test_report_holds_every_question_with_a_table_each_with_chart_and_scope(

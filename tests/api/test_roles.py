@@ -145,6 +145,19 @@ def exported_qdc(w: World) -> Call:
     )
 
 
+def exported_qdpx(w: World) -> Call:
+    """A dry-run import of the question's own `.qdpx` export."""
+    path = w.codebook()
+    exported = w.client.get(path + "/export.qdpx", headers=w.admin)
+    assert exported.status_code == 200, exported.text
+    return Call(
+        "POST",
+        path + "/import.qdpx?dry_run=true",
+        content=exported.content,
+        headers={"Content-Type": "application/zip"},
+    )
+
+
 def _ndjson_row() -> bytes:
     return (
         b'{"site": "site-1", "wave": "midway", "submitted_at": "2015-08-02T10:00:00Z",'
@@ -269,6 +282,7 @@ RULES: dict[Endpoint, Rule] = {
     ("GET", CODEBOOK_PATH + "/export.qdpx"): rule(
         {"admin", "evaluator"}, 200, lambda w: Call("GET", w.codebook() + "/export.qdpx")
     ),
+    ("POST", CODEBOOK_PATH + "/import.qdpx"): rule({"admin", "evaluator"}, 200, exported_qdpx),
     ("GET", STATS + "/composition/{question}"): rule(
         STAT_READERS, 200, lambda w: Call("GET", "/v1/surveys/trust/stats/composition/role")
     ),
