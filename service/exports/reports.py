@@ -183,6 +183,8 @@ def render_report(
     sections = []
     for index, table in enumerate(tables_):
         header, lines = _lines(table, lang)
+        if len(_groups(table.body, lang)) == 1:  # one group: its column says nothing
+            header, lines = header[1:], [line[1:] for line in lines]
         sections.append(
             {
                 "table": table,
