@@ -20,7 +20,14 @@ from schemas.exports import ExportDictionary, ExportFormat
 from service.database import Database
 from service.exports import tabular
 from service.exports.columns import Column, coded_questions, columns
-from service.exports.rows import EXPORTERS, ExportScope, iter_rows, resolve_scope, survey_codebooks
+from service.exports.rows import (
+    EXPORTERS,
+    ExportScope,
+    extent,
+    iter_rows,
+    resolve_scope,
+    survey_codebooks,
+)
 from service.keys import Principal
 from service.validation import CompiledSurvey
 
@@ -78,10 +85,11 @@ def write_file(session: Session, plan: ExportPlan, fmt: ExportFormat, path: Path
     rows = iter_rows(session, plan.scope, coded=plan.coded)
     if fmt == "xlsx":
         tabular.write_xlsx(path, plan.columns, rows, plan.codebooks)
-    elif fmt == "sav":
-        tabular.write_sav(path, plan.columns, rows, title=plan.title)
-    elif fmt == "dta":
-        tabular.write_dta(path, plan.columns, rows, title=plan.title)
+    elif fmt in ("sav", "dta"):
+        count, last = extent(session, plan.scope)
+        rows = iter_rows(session, plan.scope, coded=plan.coded, until=last)
+        write = tabular.write_sav if fmt == "sav" else tabular.write_dta
+        write(path, plan.columns, rows, count=count, title=plan.title)
     else:
         with path.open("wb") as out:
             for chunk in tabular.csv_lines(plan.columns, rows):

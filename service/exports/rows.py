@@ -7,8 +7,9 @@ handed on one by one: what is held in memory is one batch, whatever the study's 
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from schemas.codebooks import Codebook, CodebookPublic
@@ -75,10 +76,35 @@ def survey_codebooks(session: Session, compiled: CompiledSurvey) -> dict[str, Co
     }
 
 
+def _where(query: Any, scope: ExportScope) -> Any:
+    query = query.where(col(Response.survey_id) == scope.survey_id)
+    if scope.sites is not None:
+        query = query.where(col(Response.site).in_(scope.sites))
+    if scope.waves is not None:
+        query = query.where(col(Response.wave).in_(scope.waves))
+    return query
+
+
+def extent(session: Session, scope: ExportScope) -> tuple[int, int]:
+    """How many responses are in scope, and the last one's primary key (-1 for none): an
+    export that must know its length reads exactly these (`iter_rows(until=...)`), even
+    if more arrive meanwhile."""
+    count, last = session.execute(
+        _where(select(func.count(), func.max(col(Response.pk))), scope)
+    ).one()
+    return int(count), -1 if last is None else int(last)
+
+
 def iter_rows(
-    session: Session, scope: ExportScope, *, coded: Sequence[str], batch: int = BATCH
+    session: Session,
+    scope: ExportScope,
+    *,
+    coded: Sequence[str],
+    batch: int = BATCH,
+    until: int | None = None,
 ) -> Iterator[Row]:
-    """The responses in scope, oldest first, with their coding outcomes."""
+    """The responses in scope, oldest first, with their coding outcomes (up to the primary
+    key `until`, if given)."""
     query = select(
         col(Response.pk),
         col(Response.id),
@@ -87,11 +113,10 @@ def iter_rows(
         col(Response.submitted_at),
         col(Response.received_at),
         col(Response.answers),
-    ).where(col(Response.survey_id) == scope.survey_id)
-    if scope.sites is not None:
-        query = query.where(col(Response.site).in_(scope.sites))
-    if scope.waves is not None:
-        query = query.where(col(Response.wave).in_(scope.waves))
+    )
+    query = _where(query, scope)
+    if until is not None:
+        query = query.where(col(Response.pk) <= until)
     after = -1
     while True:
         found = session.execute(

@@ -19,12 +19,12 @@ which neither format can mark as missing).
 import csv
 import io
 import math
-from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 import xlsxwriter
@@ -51,14 +51,54 @@ def plain(value: Cell) -> Any:
     return value
 
 
+def _boolean_text(read: Callable[[Row], Cell]) -> Callable[[Row], Cell]:
+    return lambda row: None if (value := read(row)) is None else ("true" if value else "false")
+
+
+def _moment_text(read: Callable[[Row], Cell]) -> Callable[[Row], Cell]:
+    return lambda row: iso(value) if isinstance(value := read(row), datetime) else None
+
+
+def row_reader(cols: Sequence[Column], *, as_text: bool = False) -> Callable[[Row], list[Cell]]:
+    """A function giving a response's cells in column order; each block of columns is read
+    once. `as_text`: booleans and timestamps as CSV writes them (None stays None, which the
+    csv module writes as an empty cell)."""
+    steps: list[tuple[bool, Callable[[Row], Any]]] = []
+    i = 0
+    while i < len(cols):
+        column = cols[i]
+        if column.block is not None:
+            steps.append((True, column.block.read))
+            i += column.block.width
+            continue
+        read = column.value
+        if as_text and column.type == "boolean":
+            read = _boolean_text(read)
+        elif as_text and column.type == "datetime":
+            read = _moment_text(read)
+        steps.append((False, read))
+        i += 1
+
+    def cells(row: Row) -> list[Cell]:
+        out: list[Cell] = []
+        for many, step in steps:
+            if many:
+                out.extend(step(row))
+            else:
+                out.append(step(row))
+        return out
+
+    return cells
+
+
 def csv_lines(cols: Sequence[Column], rows: Iterable[Row]) -> Iterator[bytes]:
     """The export as CSV (RFC 4180, CRLF), a header line first, in chunks of lines."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([c.name for c in cols])
-    readers = [c.value for c in cols]
+    cells = row_reader(cols, as_text=True)
     for n, row in enumerate(rows, start=1):
-        writer.writerow([plain(read(row)) for read in readers])
+        writer.writerow(cells(row))
         if n % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -85,10 +125,9 @@ def write_xlsx(
         for j, column in enumerate(cols):
             sheet.write_string(0, j, column.name, bold)
         sheet.freeze_panes(1, 1)
-        readers = [c.value for c in cols]
+        cells = row_reader(cols)
         for i, row in enumerate(rows, start=1):
-            for j, read in enumerate(readers):
-                value = read(row)
+            for j, value in enumerate(cells(row)):
                 if value is None:
                     continue
                 if isinstance(value, bool):
@@ -157,47 +196,57 @@ NUMERIC = frozenset({"choice", "likert", "number", "integer", "boolean", "indica
 WHOLE = NUMERIC - {"number"}  # shown without decimals
 
 
-def _frame(cols: Sequence[Column], rows: Iterable[Row], names: Sequence[str]) -> pd.DataFrame:
-    """The data frame pyreadstat writes, built one compact array per column."""
-    numbers: dict[int, array[float]] = {}
-    strings: dict[int, list[str]] = {}
-    moments: dict[int, array[float]] = {}
-    interned: dict[str, str] = {}
-    for j, column in enumerate(cols):
-        if column.type in NUMERIC:
-            numbers[j] = array("d")
-        elif column.type == "datetime":
-            moments[j] = array("d")
-        else:
-            strings[j] = []
-    plan = [(j, c.value, c.codes or None) for j, c in enumerate(cols)]
+def _frame(
+    cols: Sequence[Column], rows: Iterable[Row], names: Sequence[str], count: int
+) -> pd.DataFrame:
+    """The data frame pyreadstat writes, filled in place: the numeric columns are one
+    preallocated block of `count` rows (pandas keeps it without a copy), strings one
+    object array per column; repeated short strings (site, wave, status) are shared."""
+    numeric = [j for j, c in enumerate(cols) if c.type in NUMERIC]
+    moments = [j for j, c in enumerate(cols) if c.type == "datetime"]
+    strings = [j for j, c in enumerate(cols) if c.type not in NUMERIC and c.type != "datetime"]
+    block = np.full((count, len(numeric)), np.nan, order="F")
+    seconds = np.full((count, len(moments)), np.nan)
+    texts = {j: np.full(count, "", dtype=object) for j in strings}
+    shared = {j for j in strings if cols[j].type != "text" and cols[j].name != "response_id"}
+    codes_of = [c.codes or None for c in cols]
+    cells = row_reader(cols)
     nan = math.nan
-    for row in rows:
-        for j, read, codes in plan:
-            value = read(row)
-            if j in numbers:
-                if value is None:
-                    numbers[j].append(nan)
-                elif codes is not None:
-                    code = codes.get(value)
-                    numbers[j].append(nan if code is None else float(code))
-                else:
-                    numbers[j].append(float(value))  # type: ignore[arg-type]
-            elif j in moments:
-                moments[j].append(value.timestamp() if isinstance(value, datetime) else nan)
+    interned: dict[str, str] = {}
+    filled = 0
+    for i, row in enumerate(rows):
+        if i >= count:
+            break
+        values = cells(row)
+        line = []
+        for j in numeric:
+            value, codes = values[j], codes_of[j]
+            if value is None:
+                line.append(nan)
+            elif codes is not None:
+                code = codes.get(value)
+                line.append(nan if code is None else float(code))
             else:
-                text = "" if value is None else str(value)
-                strings[j].append(interned.setdefault(text, text))
-    data: dict[str, Any] = {}
-    for j, name in enumerate(names):
-        if j in numbers:
-            data[name] = pd.Series(numbers[j], dtype="float64")
+                line.append(float(value))  # type: ignore[arg-type]
+        block[i] = line
+        for m, j in enumerate(moments):
+            moment = values[j]
+            if isinstance(moment, datetime):
+                seconds[i, m] = moment.timestamp()
+        for j in strings:
+            text = values[j]
+            if text is not None:
+                text = str(text)
+                texts[j][i] = interned.setdefault(text, text) if j in shared else text
+        filled = i + 1
+    frame = pd.DataFrame(block[:filled], columns=[names[j] for j in numeric], copy=False)
+    for j in range(len(cols)):  # the other columns, each at its place
+        if j in texts:
+            frame.insert(j, names[j], texts[j][:filled])
         elif j in moments:
-            seconds = pd.Series(moments[j], dtype="float64")
-            data[name] = pd.to_datetime(seconds, unit="s")
-        else:
-            data[name] = pd.Series(strings[j], dtype=object)
-    return pd.DataFrame(data)
+            stamps = pd.to_datetime(seconds[:filled, moments.index(j)], unit="s")
+            frame.insert(j, names[j], stamps)
+    return frame
 
 
 def _value_labels(cols: Sequence[Column], names: Sequence[str]) -> dict[str, dict[float, str]]:
@@ -208,9 +257,11 @@ def _value_labels(cols: Sequence[Column], names: Sequence[str]) -> dict[str, dic
     }
 
 
-def write_sav(path: Path, cols: Sequence[Column], rows: Iterable[Row], *, title: str) -> None:
+def write_sav(
+    path: Path, cols: Sequence[Column], rows: Iterable[Row], *, count: int, title: str
+) -> None:
     names = [c.sav_name for c in cols]
-    frame = _frame(cols, rows, names)
+    frame = _frame(cols, rows, names, count)
     pyreadstat.write_sav(
         frame,
         str(path),
@@ -233,9 +284,11 @@ def write_sav(path: Path, cols: Sequence[Column], rows: Iterable[Row], *, title:
     )
 
 
-def write_dta(path: Path, cols: Sequence[Column], rows: Iterable[Row], *, title: str) -> None:
+def write_dta(
+    path: Path, cols: Sequence[Column], rows: Iterable[Row], *, count: int, title: str
+) -> None:
     names = [c.dta_name for c in cols]
-    frame = _frame(cols, rows, names)
+    frame = _frame(cols, rows, names, count)
     pyreadstat.write_dta(
         frame,
         str(path),
