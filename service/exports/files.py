@@ -85,11 +85,23 @@ def write_file(session: Session, plan: ExportPlan, fmt: ExportFormat, path: Path
     rows = iter_rows(session, plan.scope, coded=plan.coded)
     if fmt == "xlsx":
         tabular.write_xlsx(path, plan.columns, rows, plan.codebooks)
-    elif fmt in ("sav", "dta"):
+    elif fmt == "sav":
+        _, last = extent(session, plan.scope)
+        tabular.write_sav(
+            path,
+            plan.columns,
+            lambda: iter_rows(session, plan.scope, coded=plan.coded, until=last),
+            title=plan.title,
+        )
+    elif fmt == "dta":
         count, last = extent(session, plan.scope)
-        rows = iter_rows(session, plan.scope, coded=plan.coded, until=last)
-        write = tabular.write_sav if fmt == "sav" else tabular.write_dta
-        write(path, plan.columns, rows, count=count, title=plan.title)
+        tabular.write_dta(
+            path,
+            plan.columns,
+            lambda: iter_rows(session, plan.scope, coded=plan.coded, until=last),
+            count=count,
+            title=plan.title,
+        )
     else:
         with path.open("wb") as out:
             for chunk in tabular.csv_lines(plan.columns, rows):

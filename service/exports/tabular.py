@@ -5,9 +5,9 @@ formats are written to a temporary file that the caller streams and deletes:
 
 * XLSX with xlsxwriter in constant-memory mode, which flushes each row to disk as it is
   written (sheets `responses`, `dictionary`, `codebook`);
-* `.sav` and `.dta` with pyreadstat, which writes a whole data frame: the frame is built
-  column by column in compact arrays (8 bytes per number, one shared string per repeated
-  value) rather than as Python rows, so it costs a fraction of the rows it holds.
+* `.sav` and `.dta` with pyreadstat, which writes a whole data frame: the rows are written
+  in frames of `savfile.CHUNK` responses, each filled in place (one preallocated numeric
+  block), and the chunk files joined (`savfile`, `dtafile`), so memory holds one chunk.
 
 Values: in CSV and XLSX a choice is its option value, a boolean `true`/`false`, a
 timestamp ISO 8601 in UTC, no answer an empty cell. In `.sav` and `.dta` choices,
@@ -18,6 +18,7 @@ which neither format can mark as missing).
 
 import csv
 import io
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ import pyreadstat
 import xlsxwriter
 
 from schemas.codebooks import CodebookPublic
+from service.exports import dtafile, savfile
 from service.exports.columns import Cell, Column, Row
 
 XLSX_MAX_STRING = 32767
@@ -194,14 +196,21 @@ def _codebook_sheet(sheet: Any, codebooks: Iterable[CodebookPublic], bold: Any) 
 
 NUMERIC = frozenset({"choice", "likert", "number", "integer", "boolean", "indicator"})
 WHOLE = NUMERIC - {"number"}  # shown without decimals
+MEASURES = {"likert": "ordinal", "number": "scale", "integer": "scale"}  # else nominal
 
 
 def _frame(
-    cols: Sequence[Column], rows: Iterable[Row], names: Sequence[str], count: int
+    cols: Sequence[Column],
+    rows: Iterable[Row],
+    names: Sequence[str],
+    count: int,
+    widths: dict[int, int] | None = None,
 ) -> pd.DataFrame:
     """The data frame pyreadstat writes, filled in place: the numeric columns are one
     preallocated block of `count` rows (pandas keeps it without a copy), strings one
-    object array per column; repeated short strings (site, wave, status) are shared."""
+    object array per column; repeated short strings (site, wave, status) are shared.
+    With `widths`, the first value of each string column is blank-padded to its width in
+    bytes, so that every chunk of a `.sav` declares the same widths."""
     numeric = [j for j, c in enumerate(cols) if c.type in NUMERIC]
     moments = [j for j, c in enumerate(cols) if c.type == "datetime"]
     strings = [j for j, c in enumerate(cols) if c.type not in NUMERIC and c.type != "datetime"]
@@ -239,6 +248,10 @@ def _frame(
                 text = str(text)
                 texts[j][i] = interned.setdefault(text, text) if j in shared else text
         filled = i + 1
+    if widths and filled:
+        for j, width in widths.items():
+            first = texts[j][0]
+            texts[j][0] = first + " " * (width - len(first.encode()))
     frame = pd.DataFrame(block[:filled], columns=[names[j] for j in numeric], copy=False)
     for j in range(len(cols)):  # the other columns, each at its place
         if j in texts:
@@ -257,42 +270,97 @@ def _value_labels(cols: Sequence[Column], names: Sequence[str]) -> dict[str, dic
     }
 
 
+def string_widths(cols: Sequence[Column], rows: Iterable[Row]) -> dict[int, int]:
+    """The widest value in bytes (at least 1) of each string column."""
+    strings = [j for j, c in enumerate(cols) if c.type not in NUMERIC and c.type != "datetime"]
+    widths = dict.fromkeys(strings, 1)
+    cells = row_reader(cols)
+    for row in rows:
+        values = cells(row)
+        for j in strings:
+            value = values[j]
+            if value is not None:
+                size = len(str(value).encode())
+                if size > widths[j]:
+                    widths[j] = size
+    return widths
+
+
 def write_sav(
-    path: Path, cols: Sequence[Column], rows: Iterable[Row], *, count: int, title: str
+    path: Path,
+    cols: Sequence[Column],
+    rows: Callable[[], Iterable[Row]],
+    *,
+    title: str,
+    chunk: int | None = None,
 ) -> None:
+    """The `.sav` in chunks of `chunk` responses (see `savfile`): two passes over `rows`
+    (a function that reads them afresh), the first for the string widths."""
+    size = chunk or savfile.CHUNK
     names = [c.sav_name for c in cols]
-    frame = _frame(cols, rows, names, count)
-    pyreadstat.write_sav(
-        frame,
-        str(path),
-        file_label=title[:64],
-        column_labels=[c.label for c in cols],
-        variable_value_labels=_value_labels(cols, names),
-        variable_measure={
-            name: "nominal"
-            if c.type in ("choice", "boolean", "indicator")
-            else "ordinal"
-            if c.type == "likert"
-            else "scale"
-            if c.type in NUMERIC
-            else "nominal"
-            for c, name in zip(cols, names, strict=True)
+    widths = string_widths(cols, rows())
+    options: dict[str, Any] = {
+        "file_label": title[:64],
+        "column_labels": [c.label for c in cols],
+        "variable_value_labels": _value_labels(cols, names),
+        "variable_measure": {
+            name: MEASURES.get(c.type, "nominal") for c, name in zip(cols, names, strict=True)
         },
-        variable_format={
+        "variable_format": {
             name: "F8.0" for c, name in zip(cols, names, strict=True) if c.type in WHOLE
         },
-    )
+    }
+
+    def frames() -> Iterator[pd.DataFrame]:
+        source = iter(rows())
+        while batch := list(itertools.islice(source, size)):
+            yield _frame(cols, batch, names, len(batch), widths)
+
+    def write(frame: object, part: Path) -> None:
+        pyreadstat.write_sav(frame, str(part), **options)
+
+    found = frames()
+    first = next(found, None)
+    if first is None:
+        write(_frame(cols, [], names, 0), path)
+        return
+    savfile.write_chunked(path, itertools.chain([first], found), write)
 
 
 def write_dta(
-    path: Path, cols: Sequence[Column], rows: Iterable[Row], *, count: int, title: str
+    path: Path,
+    cols: Sequence[Column],
+    rows: Callable[[], Iterable[Row]],
+    *,
+    count: int,
+    title: str,
+    chunk: int | None = None,
 ) -> None:
+    """The `.dta` in chunks of `chunk` responses (see `dtafile`), or whole when a string is
+    too long for Stata's `str#` (then memory grows with the study)."""
     names = [c.dta_name for c in cols]
-    frame = _frame(cols, rows, names, count)
-    pyreadstat.write_dta(
-        frame,
-        str(path),
-        file_label=title[:DTA_MAX_LABEL],
-        column_labels=[c.label[:DTA_MAX_LABEL] for c in cols],
-        variable_value_labels=_value_labels(cols, names),
-    )
+    options: dict[str, Any] = {
+        "file_label": title[:DTA_MAX_LABEL],
+        "column_labels": [c.label[:DTA_MAX_LABEL] for c in cols],
+        "variable_value_labels": _value_labels(cols, names),
+    }
+    widths = string_widths(cols, rows())
+    if not dtafile.splittable(widths.values()):
+        pyreadstat.write_dta(_frame(cols, rows(), names, count), str(path), **options)
+        return
+    size = chunk or savfile.CHUNK
+
+    def frames() -> Iterator[pd.DataFrame]:
+        source = iter(rows())
+        while batch := list(itertools.islice(source, size)):
+            yield _frame(cols, batch, names, len(batch), widths)
+
+    def write(frame: object, part: Path) -> None:
+        pyreadstat.write_dta(frame, str(part), **options)
+
+    found = frames()
+    first = next(found, None)
+    if first is None:
+        write(_frame(cols, [], names, 0), path)
+        return
+    savfile.write_chunked(path, itertools.chain([first], found), write, dtafile.join)

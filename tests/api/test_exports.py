@@ -15,6 +15,7 @@ import pyreadstat
 import pytest
 from fastapi.testclient import TestClient
 
+from service.exports import savfile
 from tests.conftest import MakeKey, assert_problem, bearer
 from tests.fixtures.exports import Study, coded_study
 
@@ -281,3 +282,66 @@ def test_dictionary_lists_every_column_with_names_and_values(
         "1=police: Police; 2=health: Health services; 3=other: Other"
     )
     assert_problem(client.get(f"{EXPORT}/dictionary?format=xml", headers=admin), 422)
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_a_sav_written_in_chunks_reads_as_the_whole(
+    client: TestClient,
+    admin: dict[str, str],
+    study: Study,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk: int,
+) -> None:
+    """Large .sav files are written in chunks and joined (service/exports/savfile.py):
+    readers must see the same cases, values, labels and widths as in one piece."""
+    whole, whole_meta = pyreadstat.read_sav(str(_file(client, admin, "sav", tmp_path)))
+    monkeypatch.setattr(savfile, "CHUNK", chunk)
+    joined_path = _file(client, admin, "sav", tmp_path / "..")
+    joined, meta = pyreadstat.read_sav(str(joined_path))
+    assert meta.number_rows == 3
+    assert joined.equals(whole)
+    assert meta.column_names_to_labels == whole_meta.column_names_to_labels
+    assert meta.variable_value_labels == whole_meta.variable_value_labels
+    assert meta.variable_storage_width == whole_meta.variable_storage_width
+    if shutil.which("pspp"):
+        syntax = tmp_path / "list.sps"
+        syntax.write_text(f"GET FILE='{joined_path}'.\nLIST VARIABLES=response_id role.\n")
+        out = tmp_path / "list.csv"
+        done = subprocess.run(
+            ["pspp", "-o", str(out), str(syntax)], capture_output=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stdout
+        listed = list(csv.reader(io.StringIO(out.read_text().split("Table: Data List")[1])))
+        assert [line for line in listed if line][1:] == [
+            [study.ids[0], "2"],
+            [study.ids[1], "1"],
+            [study.ids[2], "3"],
+        ]
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_a_dta_written_in_chunks_reads_as_the_whole(
+    client: TestClient,
+    admin: dict[str, str],
+    study: Study,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk: int,
+) -> None:
+    """Large .dta files are written in chunks and joined (service/exports/dtafile.py): the
+    same observations, values, labels and string widths as in one piece, and no padding
+    left in the strings."""
+    whole, whole_meta = pyreadstat.read_dta(str(_file(client, admin, "dta", tmp_path)))
+    monkeypatch.setattr(savfile, "CHUNK", chunk)
+    joined_path = _file(client, admin, "dta", tmp_path / "..")
+    joined, meta = pyreadstat.read_dta(str(joined_path))
+    assert meta.number_rows == 3
+    assert joined.equals(whole)
+    assert meta.column_names_to_labels == whole_meta.column_names_to_labels
+    assert meta.value_labels == whole_meta.value_labels
+    assert meta.variable_storage_width == whole_meta.variable_storage_width
+    assert list(joined["response_id"]) == study.ids
+    raw = joined_path.read_bytes()
+    assert b"Be honest.\x00" in raw
+    assert b"Be honest. " not in raw  # the padding is NULs again
