@@ -114,13 +114,29 @@ def child(url: str, fmt: str) -> None:
                         out.write(chunk)
             elif fmt != "none":
                 files.write_file(session, plan, fmt, path)  # type: ignore[arg-type]
+        seconds = time.perf_counter() - planned
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         if path.exists():
             size = path.stat().st_size
-    seconds = time.perf_counter() - planned
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        # read back by another library, after the figures (its memory is not the export's)
+        rows = _rows_in(path, fmt) if fmt not in ("none", "xlsx") else None
     database.dispose()
-    print(json.dumps({"seconds": seconds, "peak_mib": peak, "bytes": size,
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "bytes": size, "rows": rows,
                       "plan_seconds": planned - started}))  # fmt: skip
+
+
+def _rows_in(path: Path, fmt: str) -> int:
+    """The rows the file holds, as pyreadstat (or a line count, for CSV) sees them."""
+    import pyreadstat
+
+    if fmt == "sav":
+        _, meta = pyreadstat.read_sav(str(path), metadataonly=True)
+        return int(meta.number_rows or 0)
+    if fmt == "dta":
+        _, meta = pyreadstat.read_dta(str(path), metadataonly=True)
+        return int(meta.number_rows or 0)
+    with path.open("rb") as lines:
+        return sum(1 for _ in lines) - 1
 
 
 def measure(url: str, fmt: str) -> dict[str, Any]:
@@ -168,7 +184,7 @@ def main() -> None:
                     r = results[n][fmt]
                     print(
                         f"  {fmt:5} {r['seconds']:7.2f} s  peak RSS {r['peak_mib']:7.1f} MiB"
-                        f"  file {r['bytes'] / 2**20:7.1f} MiB",
+                        f"  file {r['bytes'] / 2**20:7.1f} MiB  rows read back {r['rows']}",
                         flush=True,
                     )
                 print(
