@@ -23,6 +23,7 @@ from service.keys import Principal
 from service.validation import CompiledSurvey
 
 EXPORTERS = (Role.evaluator, Role.admin)
+_RESPONSES = Response.__table__  # type: ignore[attr-defined]
 BATCH = 2000
 
 
@@ -105,35 +106,32 @@ def iter_rows(
 ) -> Iterator[Row]:
     """The responses in scope, oldest first, with their coding outcomes (up to the primary
     key `until`, if given)."""
+    table = _RESPONSES.c  # Core columns on the session's connection: no ORM row loading
     query = select(
-        col(Response.pk),
-        col(Response.id),
-        col(Response.site),
-        col(Response.wave),
-        col(Response.submitted_at),
-        col(Response.received_at),
-        col(Response.answers),
-    )
+        table.pk, table.id, table.site, table.wave, table.submitted_at, table.received_at,
+        table.answers,
+    )  # fmt: skip
     query = _where(query, scope)
+    connection = session.connection()
     if until is not None:
         query = query.where(col(Response.pk) <= until)
     after = -1
     while True:
-        found = session.execute(
-            query.where(col(Response.pk) > after).order_by(col(Response.pk)).limit(batch)
+        found = connection.execute(
+            query.where(table.pk > after).order_by(table.pk).limit(batch)
         ).all()
         if not found:
             return
         outcomes: dict[int, dict[str, Outcome]] = {}
         if coded:
-            for pk, question_id, status, effective in session.execute(
+            for pk, question_id, status, effective in connection.execute(
                 select(
                     col(CodingOutcome.response_pk),
                     col(CodingOutcome.question_id),
                     col(CodingOutcome.status),
                     col(CodingOutcome.effective),
                 ).where(
-                    col(CodingOutcome.response_pk).between(found[0].pk, found[-1].pk),
+                    col(CodingOutcome.response_pk).between(found[0][0], found[-1][0]),
                     col(CodingOutcome.survey_id) == scope.survey_id,
                     col(CodingOutcome.question_id).in_(coded),
                 )
@@ -141,15 +139,8 @@ def iter_rows(
                 outcomes.setdefault(pk, {})[question_id] = Outcome(
                     status, None if effective is None else frozenset(effective)
                 )
-        for r in found:
+        for pk, id_, site, wave, submitted_at, received_at, answers in found:
             yield Row(
-                id=r.id,
-                site=r.site,
-                wave=r.wave,
-                language=None,
-                submitted_at=r.submitted_at,
-                received_at=r.received_at,
-                answers=r.answers,
-                outcomes=outcomes.get(r.pk, {}),
+                id_, site, wave, None, submitted_at, received_at, answers, outcomes.get(pk, {})
             )
-        after = found[-1].pk
+        after = found[-1][0]
