@@ -8,7 +8,9 @@ For each size N (default 10,000 and 100,000) it:
   2. for each format (csv, xlsx, sav, dta), runs a new Python process that plans and
      writes the export exactly as the router does (CSV: `csv_stream` from its own read
      transaction; the others: `write_file` to a temporary file) and reports the export's
-     wall time, the file's size and the process's peak RSS (`resource.getrusage`);
+     wall and CPU time (the CPU time of the exporting process, database work in SQLite
+     included, PostgreSQL's server excluded), the file's size, the process's peak RSS
+     (`resource.getrusage`), and the rows pyreadstat (or a line count) reads back;
   3. runs one more process that does everything but the export (imports, settings, the
      plan): the baseline RSS of a process that holds hearme's code and libraries.
 
@@ -108,6 +110,7 @@ def child(url: str, fmt: str) -> None:
             compiled = load_compiled(session, survey_id="smhm-professionals")
             plan = files.plan_export(session, compiled, principal=_admin())
             planned = time.perf_counter()
+            cpu = time.process_time()
             if fmt == "csv":
                 with path.open("wb") as out:
                     for chunk in files.csv_stream(database, plan):
@@ -115,14 +118,15 @@ def child(url: str, fmt: str) -> None:
             elif fmt != "none":
                 files.write_file(session, plan, fmt, path)  # type: ignore[arg-type]
         seconds = time.perf_counter() - planned
+        cpu = time.process_time() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         if path.exists():
             size = path.stat().st_size
         # read back by another library, after the figures (its memory is not the export's)
         rows = _rows_in(path, fmt) if fmt not in ("none", "xlsx") else None
     database.dispose()
-    print(json.dumps({"seconds": seconds, "peak_mib": peak, "bytes": size, "rows": rows,
-                      "plan_seconds": planned - started}))  # fmt: skip
+    figures = {"seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak, "bytes": size}
+    print(json.dumps({**figures, "rows": rows, "plan_seconds": planned - started}))
 
 
 def _rows_in(path: Path, fmt: str) -> int:
@@ -183,7 +187,8 @@ def main() -> None:
                     results[n][fmt] = measure(url, fmt)
                     r = results[n][fmt]
                     print(
-                        f"  {fmt:5} {r['seconds']:7.2f} s  peak RSS {r['peak_mib']:7.1f} MiB"
+                        f"  {fmt:5} {r['seconds']:7.2f} s (CPU {r.get('cpu_seconds', 0):6.2f} s)"
+                        f"  peak RSS {r['peak_mib']:7.1f} MiB"
                         f"  file {r['bytes'] / 2**20:7.1f} MiB  rows read back {r['rows']}",
                         flush=True,
                     )
@@ -230,8 +235,9 @@ def _report(
         print(f"  {fmt:8} {ratio:5.2f}{met}")
     if "csv" in formats and large >= 100_000:
         seconds = results[large]["csv"]["seconds"]
+        cpu = results[large]["csv"].get("cpu_seconds", 0.0)
         met = "met" if seconds < 10 else "NOT met"
-        print(f"CSV at {large:,}: {seconds:.2f} s (target < 10 s)  {met}")
+        print(f"CSV at {large:,}: {seconds:.2f} s wall, {cpu:.2f} s CPU (target < 10 s)  {met}")
 
 
 if __name__ == "__main__":
