@@ -31,6 +31,8 @@ LATENCY = Histogram(
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 IMPORT_SUFFIX = "/responses:import"
+# Uploads that may be as large as an import: a coded project from a QDA tool.
+IMPORT_SUFFIXES = (IMPORT_SUFFIX, "/import.qdpx")
 
 
 class BodyTooLarge(HTTPException):
@@ -54,7 +56,7 @@ class RequestContext:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
-        limit = self.max_import if scope["path"].endswith(IMPORT_SUFFIX) else self.max_body
+        limit = self.max_import if scope["path"].endswith(IMPORT_SUFFIXES) else self.max_body
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

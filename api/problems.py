@@ -24,6 +24,7 @@ from service.errors import (
     Gone,
     Invalid,
     NotFound,
+    TooLarge,
     Unauthenticated,
 )
 
@@ -40,6 +41,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     Conflict: 409,
     Gone: 410,
     Invalid: 422,
+    TooLarge: 413,
 }
 
 TITLES = {

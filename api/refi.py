@@ -1,7 +1,9 @@
 """REFI-QDA exchange with qualitative analysis tools (NVivo, ATLAS.ti, MAXQDA, QualCoder):
 a codebook as `.qdc` both ways, the coded answers as a `.qdpx` project (issue 4, part 6)."""
 
-from typing import Annotated
+import tempfile
+from collections.abc import AsyncIterator
+from typing import IO, Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
@@ -9,7 +11,8 @@ from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, SurveyId
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN
 from schemas.codebooks import CodebookPublic
-from service.coding import refi, refi_project
+from schemas.exports import QdpxImportResult
+from service.coding import refi, refi_import, refi_project
 
 router = APIRouter(
     prefix="/v1/surveys/{survey}/codebooks/{question}",
@@ -121,9 +124,57 @@ def export_project_qdpx(
     A zip of `project.qde` (namespace urn:QDA-XML:project:1.0) and `sources/<guid>.txt`:
     each answer is a text source and a case with its site, wave and the chosen questions as
     variables; each coder is a user whose coding of an answer is a selection of the whole
-    answer with one coding per category. Consensus sets are not exported.
+    answer with one coding per category (none for an empty coding); the consensus sets are
+    the selections of the user `hearme consensus`.
     """
     content = refi_project.export_project(
         session, compiled, principal=principal, question_id=question, variables=variable
     )
     return _attachment(content, QDPX, f"{compiled.definition.id}-{question}.qdpx")
+
+
+ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+async def zip_body(request: Request) -> AsyncIterator[IO[bytes]]:
+    """The upload, spooled to a temporary file past 8 MiB as it streams in (its size capped
+    by HEARME_MAX_IMPORT, 413), after checking its type (415); read before the session
+    opens, so a slow upload never holds the database."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ZIP_TYPES:
+        raise HTTPException(415, f"the body must be one of {', '.join(ZIP_TYPES)}")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+        yield spool
+
+
+@router.post(
+    "/import.qdpx",
+    responses=problem_responses(413, 415, 422),
+    openapi_extra={"requestBody": {"required": True, "content": dict.fromkeys(ZIP_TYPES, BINARY)}},
+)
+def import_project_qdpx(
+    body: Annotated[IO[bytes], Depends(zip_body)],
+    compiled: CompiledSurveyDep,
+    question: QuestionId,
+    session: SessionDep,
+    principal: PrincipalDep,
+    dry_run: Annotated[bool, Query(description="Check and count, store nothing.")] = False,
+) -> QdpxImportResult:
+    """Codings made in a QDA tool, from a REFI-QDA project such as `export.qdpx` writes
+    (evaluator, admin).
+
+    A text source whose GUID or name is an exported answer's is that response; a code is a
+    category by GUID, else by name; each selection's or coding's creating user is a coder
+    (the user `hearme consensus`: the consensus). For each response and coder found, the
+    categories that coder applied become that coder's coding, replacing theirs. All or
+    nothing: codes that match no category are a 422 listing them. Only `project.qde` is
+    read, under a size cap (413); any DTD is refused (422).
+    """
+    result = refi_import.import_project(
+        session, compiled, principal=principal, question_id=question, data=body, dry_run=dry_run
+    )
+    return QdpxImportResult(**result.__dict__)

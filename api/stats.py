@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -12,6 +12,7 @@ from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN
 from schemas.stats import Composition, Likert, StatFormat, Themes, WaveComparison
 from service.coding import codebooks
+from service.exports import charts
 from service.stats import export, tables, themes
 from service.stats.query import StatsQuery, resolve
 
@@ -39,9 +40,7 @@ FILTER_DOC: dict[str, Any] = {
         }
     ]
 }
-CSV_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
-}
+CSV_DOC: dict[int | str, dict[str, Any]] = {200: {"content": charts.CHART_CONTENT}}
 
 
 def stats_query(
@@ -81,12 +80,24 @@ def stats_query(
 
 
 StatsQueryDep = Annotated[StatsQuery, Depends(stats_query)]
-Format = Annotated[StatFormat, Query(description="`csv` for text/csv.")]
+Format = Annotated[
+    StatFormat,
+    Query(description="`csv` for text/csv; `svg`, `png` or `vega` (Vega-Lite v5) for a chart."),
+]
 
 
-def _respond(body: BaseModel, records: Iterator[dict[str, Any]], fmt: StatFormat) -> Any:
+def _respond(
+    body: BaseModel,
+    records: Iterator[dict[str, Any]],
+    fmt: StatFormat,
+    kind: charts.ChartKind = "composition",
+    title: str | None = None,
+) -> Any:
     if fmt == "csv":
         return StreamingResponse(export.stream(records), media_type="text/csv; charset=utf-8")
+    if fmt in charts.CHART_FORMATS:
+        content, media_type = charts.chart(kind, body.model_dump(mode="json"), fmt, title=title)
+        return Response(content, media_type=media_type)
     return body
 
 
@@ -100,7 +111,8 @@ def composition(
 ) -> Composition:
     """Who answered what: a choice, multi-choice, boolean or likert question (Table 1)."""
     body = tables.composition(session, compiled, question_id=question, query=query)
-    return _respond(body, export.lines(body), format)  # type: ignore[no-any-return]
+    title = compiled.questions[question].text
+    return _respond(body, export.lines(body), format, "composition", title)  # type: ignore[no-any-return]
 
 
 @router.get("/likert/{question}", openapi_extra=FILTER_DOC, responses=CSV_DOC)
@@ -113,7 +125,8 @@ def likert(
 ) -> Likert:
     """A likert question's distribution, mean, median and top/bottom-2 shares (Table 2)."""
     body = tables.likert(session, compiled, question_id=question, query=query)
-    return _respond(body, export.lines(body), format)  # type: ignore[no-any-return]
+    title = compiled.questions[question].text
+    return _respond(body, export.lines(body), format, "likert", title)  # type: ignore[no-any-return]
 
 
 @router.get("/likert/{question}/compare", openapi_extra=FILTER_DOC, responses=CSV_DOC)
@@ -126,7 +139,8 @@ def compare_waves(
 ) -> WaveComparison:
     """Wave b against wave a (`?wave=a&wave=b`), with a Mann-Whitney U test."""
     body = tables.compare(session, compiled, question_id=question, query=query)
-    return _respond(body, export.comparison_lines(body), format)  # type: ignore[no-any-return]
+    title = compiled.questions[question].text
+    return _respond(body, export.comparison_lines(body), format, "compare", title)  # type: ignore[no-any-return]
 
 
 @router.get("/themes/{question}", openapi_extra=FILTER_DOC, responses=CSV_DOC)
@@ -141,4 +155,5 @@ def theme_table(
     body = themes.themes(
         session, compiled, question_id=question, query=query, codebook_of=codebooks.codebook_of
     )
-    return _respond(body, export.theme_lines(body), format)  # type: ignore[no-any-return]
+    title = compiled.questions[question].text
+    return _respond(body, export.theme_lines(body), format, "themes", title)  # type: ignore[no-any-return]

@@ -104,7 +104,7 @@ class WaveComparison(BaseModel):
     p_value: float | None = Field(description="two-sided, with tie correction")
 
 
-StatFormat = Literal["json", "csv"]
+StatFormat = Literal["json", "csv", "svg", "png", "vega"]
 
 
 class CategoryStat(BaseModel):

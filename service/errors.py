@@ -41,6 +41,13 @@ class Gone(DomainError):
     title = "Gone"
 
 
+class TooLarge(DomainError):
+    """Input larger than hearme reads, found only once reading it (an archive member that
+    inflates past its cap)."""
+
+    title = "Content too large"
+
+
 class Invalid(DomainError):
     """Input that fails validation; `errors` names each offending field by its path."""
 

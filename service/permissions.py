@@ -31,6 +31,8 @@ class Action(StrEnum):
     read_statistics = "read_statistics"
     manage_keys = "manage_keys"
     read_audit = "read_audit"
+    export_responses = "export_responses"  # the tabular files and their dictionary
+    import_projects = "import_projects"  # codings made in another QDA tool (.qdpx)
 
 
 _ADMIN = Role.admin
@@ -54,6 +56,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.read_statistics: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
     Action.manage_keys: frozenset({_ADMIN}),
     Action.read_audit: frozenset({_ADMIN}),
+    Action.export_responses: frozenset({_ADMIN, _EVALUATOR}),
+    Action.import_projects: frozenset({_ADMIN, _EVALUATOR}),
 }
 
 

@@ -5,9 +5,11 @@ sources' text files under `sources/`. Here each answer is a text source; each co
 user; each coder's coding of an answer is a selection of the whole answer carrying one
 coding per category, made by that user; each response is a case whose variables are its
 site, its wave and the chosen closed questions (by default `role`), so that a researcher can
-compare coders and slice by site in NVivo, ATLAS.ti, MAXQDA or QualCoder. Consensus sets
-are hearme's own and are not exported. GUIDs and zip entry times are derived, never
-random, so exporting the same data twice gives the same file.
+compare coders and slice by site in NVivo, ATLAS.ti, MAXQDA or QualCoder. An empty coding
+("codable, no category") is a selection without codings, and the consensus sets are the
+selections of the user `hearme consensus`, so that `import.qdpx` gets everything back.
+GUIDs and zip entry times are derived, never random, so exporting the same data twice gives
+the same file.
 """
 
 import io
@@ -23,7 +25,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from schemas.codebooks import CodebookPublic
-from schemas.codings import Coding
+from schemas.codings import Coding, Consensus
 from schemas.responses import Response
 from schemas.surveys import (
     BooleanQuestion,
@@ -40,6 +42,10 @@ from service.permissions import Action, require
 from service.validation import CompiledSurvey
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
+# The user whose selections are the consensus sets: not a valid key name (it has a space),
+# so it can never be mistaken for a coder; import.qdpx reads its selections back as the
+# consensus.
+CONSENSUS_USER = "hearme consensus"
 DEFAULT_VARIABLES = ("role",)
 SOURCES_DIR = "sources"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -224,9 +230,8 @@ def _sources(
         )
         assert response.pk is not None
         for coding in codings.get(response.pk, []):
+            # an empty coding ("codable, no category") is a selection without codings
             categories = [c for c in coding.categories if c in known]
-            if not categories:
-                continue  # "codable, no category" has no selection to show
             user = guid("user", coding.coder)
             when = _timestamp(coding.coded_at)
             selection = ET.SubElement(
@@ -330,11 +335,32 @@ def export_project(
     if sites is not None:
         responses = responses.where(col(Response.site).in_(sites))
         codings = codings.where(col(Response.site).in_(sites))
+    agreed = (
+        select(Consensus)
+        .join(Response, col(Response.pk) == col(Consensus.response_pk))
+        .where(col(Consensus.survey_id) == survey_id, col(Consensus.question_id) == question_id)
+    )
+    if sites is not None:
+        agreed = agreed.where(col(Response.site).in_(sites))
+    consensus = [
+        Coding(
+            response_pk=c.response_pk,
+            survey_id=c.survey_id,
+            question_id=c.question_id,
+            coder=CONSENSUS_USER,
+            categories=c.categories,
+            coded_at=c.set_at,
+        )
+        for c in session.exec(agreed.order_by(col(Consensus.response_pk)))
+    ]
     return project_qdpx(
         codebook,
         name=f"{compiled.definition.title} ({question_id})",
         description=question.text,
         responses=session.exec(responses.order_by(col(Response.pk))).all(),
-        codings=session.exec(codings.order_by(col(Coding.response_pk), col(Coding.coder))).all(),
+        codings=[
+            *session.exec(codings.order_by(col(Coding.response_pk), col(Coding.coder))).all(),
+            *consensus,
+        ],
         variables=chosen,
     )

@@ -344,8 +344,9 @@ def test_the_project_holds_answers_coders_codings_and_variables(
     assert set(archive.namelist()) == {"project.qde"} | {
         f"sources/{g}.txt" for g, _ in sources.values()
     }
-    # four non-empty codings, five categories in all; bob's empty coding has no selection
-    assert qde.count("<PlainTextSelection ") == 3
+    # four non-empty codings, five categories in all; bob's empty coding is a selection
+    # without codings
+    assert qde.count("<PlainTextSelection ") == 4
     assert qde.count("<Coding ") == 5
     assert f'startPosition="0" endPosition="{len("Listen to them, properly.")}"' in qde
     code_guids = guids(export_qdc(client, admin).decode())

@@ -146,6 +146,19 @@ def exported_qdc(w: World) -> Call:
     )
 
 
+def exported_qdpx(w: World) -> Call:
+    """A dry-run import of the question's own `.qdpx` export."""
+    path = w.codebook()
+    exported = w.client.get(path + "/export.qdpx", headers=w.admin)
+    assert exported.status_code == 200, exported.text
+    return Call(
+        "POST",
+        path + "/import.qdpx?dry_run=true",
+        content=exported.content,
+        headers={"Content-Type": "application/zip"},
+    )
+
+
 def _ndjson_row() -> bytes:
     return (
         b'{"site": "site-1", "wave": "midway", "submitted_at": "2015-08-02T10:00:00Z",'
@@ -268,6 +281,7 @@ RULES: dict[Endpoint, Rule] = {
     ("GET", CODEBOOK_PATH + "/export.qdpx"): rule(
         Action.export_projects, 200, lambda w: Call("GET", w.codebook() + "/export.qdpx")
     ),
+    ("POST", CODEBOOK_PATH + "/import.qdpx"): rule(Action.import_projects, 200, exported_qdpx),
     ("GET", STATS + "/composition/{question}"): rule(
         Action.read_statistics,
         200,
@@ -290,6 +304,15 @@ RULES: dict[Endpoint, Rule] = {
         Action.read_statistics,
         200,
         lambda w: Call("GET", w.codebook().replace("codebooks", "stats/themes") + "?format=csv"),
+    ),
+    ("GET", "/v1/surveys/{survey}/export"): rule(
+        Action.export_responses, 200, lambda w: Call("GET", "/v1/surveys/trust/export?format=sav")
+    ),
+    ("GET", "/v1/surveys/{survey}/export/dictionary"): rule(
+        Action.export_responses, 200, lambda w: Call("GET", "/v1/surveys/trust/export/dictionary")
+    ),
+    ("GET", "/v1/surveys/{survey}/report"): rule(
+        Action.read_statistics, 200, lambda w: Call("GET", "/v1/surveys/trust/report?format=html")
     ),
     ("POST", "/v1/keys"): rule(
         Action.manage_keys,

@@ -328,7 +328,7 @@ def test_the_project_file_is_valid_and_holds_every_answer_and_coding() -> None:
     for name in sources:
         assert f'plainTextPath="internal://{name.removeprefix("sources/")}"' in qde
     assert qde.count("<User ") == 2
-    assert qde.count("<PlainTextSelection ") == 2  # bob's empty coding has no selection
+    assert qde.count("<PlainTextSelection ") == 3  # bob's empty coding: no Coding in it
     assert qde.count("<Coding ") == 3
     assert qde.count("<Case ") == 2
     assert f'endPosition="{len(text)}"' in qde
