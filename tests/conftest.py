@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 import schemas.codebooks
 import schemas.codings
 import schemas.keys
+import schemas.releases
 import schemas.responses
 import schemas.stats
 import schemas.surveys  # noqa: F401  (the tables to empty)
