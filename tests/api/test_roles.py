@@ -90,6 +90,18 @@ class World:
             assert put.status_code == 200, put.text
         return path
 
+    def release(self) -> str:
+        """A fresh published release of the fixture survey; returns its path."""
+        number = self.number()
+        body = {
+            "id": f"release-{number}",
+            "title": "Roles",
+            "tables": [{"id": "roles", "kind": "composition", "question": "role"}],
+        }
+        created = self.client.post("/v1/surveys/trust/releases", json=body, headers=self.admin)
+        assert created.status_code == 201, created.text
+        return f"/v1/surveys/trust/releases/release-{number}"
+
     def key_name(self) -> str:
         name = f"victim-{self.number()}"
         self.make_key("reader", name=name)
@@ -170,7 +182,9 @@ ONE_RESPONSE = "/v1/surveys/{survey}/responses/{response_id}"
 CODEBOOK_PATH = "/v1/surveys/{survey}/codebooks/{question}"
 CODINGS_PATH = "/v1/surveys/{survey}/responses/{response_id}/codings/{question}"
 STATS = "/v1/surveys/{survey}/stats"
-STAT_READERS = {"admin", "evaluator", "reader"}
+STAT_READERS = {"admin", "evaluator"}  # readers see releases only (contract §7.6)
+RELEASE_READERS = {"admin", "evaluator", "reader"}
+RELEASES = "/v1/surveys/{survey}/releases"
 
 RULES: dict[Endpoint, Rule] = {
     ("POST", "/v1/surveys"): rule(
@@ -289,6 +303,31 @@ RULES: dict[Endpoint, Rule] = {
         STAT_READERS,
         200,
         lambda w: Call("GET", w.codebook().replace("codebooks", "stats/themes") + "?format=csv"),
+    ),
+    ("POST", RELEASES): rule(
+        {"admin", "evaluator"},
+        201,
+        lambda w: Call(
+            "POST",
+            "/v1/surveys/trust/releases",
+            json={
+                "id": f"made-{w.number()}",
+                "title": "Confidence",
+                "tables": [{"id": "t", "kind": "likert", "question": "trust_confidence"}],
+            },
+        ),
+    ),
+    ("GET", RELEASES): rule(
+        RELEASE_READERS, 200, lambda w: Call("GET", "/v1/surveys/trust/releases")
+    ),
+    ("GET", RELEASES + "/{release}"): rule(
+        RELEASE_READERS, 200, lambda w: Call("GET", w.release() + "?format=csv")
+    ),
+    ("GET", RELEASES + "/{release}/tables/{table}"): rule(
+        RELEASE_READERS, 200, lambda w: Call("GET", w.release() + "/tables/roles")
+    ),
+    ("DELETE", RELEASES + "/{release}"): rule(
+        {"admin"}, 204, lambda w: Call("DELETE", w.release())
     ),
     ("POST", "/v1/keys"): rule(
         {"admin"},
