@@ -56,7 +56,7 @@ class ReleaseIn(StrictModel):
     id: Slug
     title: Annotated[str, Field(min_length=1, max_length=500)]
     min_cell: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    tables: Annotated[list[ReleaseTableIn], Field(min_length=1)]
+    tables: Annotated[list[ReleaseTableIn], Field(min_length=1, max_length=MAX_TABLES)]
 
 
 class ReleaseSummary(BaseModel):
