@@ -46,6 +46,7 @@ Never fail open: if the audit raises or runs past its time budget, the tables it
 not prove protected are withheld (published with every cell null).
 """
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from service.releases.profiles import Layout, Path, Population, base_path
+
+log = logging.getLogger("hearme.releases")
+_RAISE = False  # tests of the audit itself may set this to see its errors
 
 WIDTH = 1.0 - 1e-6  # a range at least this wide counts as 1 wide (solver tolerance)
 TOTAL = -1  # the table index of a moment's n_responses
@@ -72,6 +76,7 @@ class Moment:
     tables: list[list[Path]]  # every count cell of each table
     shown: list[dict[Path, int | None]] | None = None
     hidden: list[set[Path]] | None = None
+    identities: list[str] = field(default_factory=list)  # a table's request, for repeats
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Verdict:
     targets: int = 0
     secondary: int = 0
     solves: int = 0
+    derivable: int = 0  # targets already pinned by earlier releases alone
     seconds: float = 0.0
 
 
@@ -104,9 +110,11 @@ class _Problem:
     counts: np.ndarray[Any, Any]  # true count of each group
     removable: list[bool]  # every cell of the group is the new release's
     new: int  # index of the new moment
+    changes: list[int] = field(default_factory=list)  # rows of arrivals/departures (targets)
     solves: int = 0
     deadline: float = 0.0
     hidden_cells: set[int] = field(default_factory=set)
+    pinned: set[int] = field(default_factory=set)
 
 
 def primary(
@@ -124,7 +132,7 @@ def primary(
     return hidden
 
 
-def _build(moments: list[Moment]) -> _Problem:
+def _build(moments: list[Moment], k: int) -> _Problem:
     cells: list[_Cell] = []
     index: dict[tuple[int, int, Path], int] = {}
 
@@ -188,16 +196,57 @@ def _build(moments: list[Moment]) -> _Problem:
     groups = list(groups_of.values())
     heads = [g[0] for g in groups]
     new = len(moments) - 1
+    matrix = by_cell[heads] if heads else by_cell[:0]
+    counts = [float(cells[h].count) for h in heads]
+    changes = _changes(moments, index, by_cell, sizes, k)
+    if changes:
+        matrix = sparse.vstack([matrix, *(row for row, _ in changes)], format="csr")
+        counts += [n for _, n in changes]
     return _Problem(
         cells=cells,
-        matrix=by_cell[heads] if heads else by_cell[:0],
-        groups=groups,
-        counts=np.array([cells[h].count for h in heads], dtype=np.float64),
+        matrix=matrix,
+        groups=groups + [[] for _ in changes],
+        counts=np.array(counts, dtype=np.float64),
         removable=[
             all(cells[i].moment == new and cells[i].table != TOTAL for i in g) for g in groups
-        ],
+        ]
+        + [False] * len(changes),
         new=new,
+        changes=list(range(len(groups), len(groups) + len(changes))),
     )
+
+
+def _changes(
+    moments: list[Moment],
+    index: dict[tuple[int, int, Path], int],
+    by_cell: Any,
+    sizes: np.ndarray[Any, Any],
+    k: int,
+) -> list[tuple[Any, float]]:
+    """The respondents who entered or left a cell between an earlier publication of the
+    same table and this one (arrivals, erasures, changed codings). Read twice, a table
+    gives their count away by subtraction; where it is from 1 to K-1 it is protected
+    like a small cell (a target over those atoms, in no published body)."""
+    new = len(moments) - 1
+    found: list[tuple[Any, float]] = []
+    for m, moment in enumerate(moments[:-1]):
+        for t, identity in enumerate(moment.identities):
+            for t2, identity2 in enumerate(moments[new].identities):
+                if identity != identity2:
+                    continue
+                for path in moments[new].tables[t2]:
+                    before = index.get((m, t, path))
+                    if before is None:
+                        continue
+                    delta = by_cell[index[(new, t2, path)]] - by_cell[before]
+                    for sign in (1, -1):
+                        part = (sign * delta).multiply(sign * delta > 0).tocsr()
+                        part.eliminate_zeros()
+                        n = float((part @ sizes)[0])
+                        if 0 < n < k:
+                            part.data[:] = 1.0
+                            found.append((part, n))
+    return found
 
 
 class _Timeout(Exception):
@@ -235,8 +284,9 @@ def _indicator(problem: _Problem, group: int) -> np.ndarray[Any, Any]:
 
 def _check(
     problem: _Problem, known: np.ndarray[Any, Any], targets: list[int]
-) -> dict[int, set[int]]:
-    """The targets whose range is under 1 wide, each with the equations that bind it."""
+) -> dict[int, tuple[set[int], float]]:
+    """The targets whose range is under 1 wide, each with the equations that bind it
+    (non-zero duals of its min and max solves) and the range's width."""
     if not targets:
         return {}
     vectors = {g: _indicator(problem, g) for g in targets}
@@ -249,7 +299,7 @@ def _check(
         values = (float(vectors[g] @ low), float(vectors[g] @ high), problem.counts[g])
         if max(values) - min(values) < WIDTH:
             open_.append(g)
-    failing: dict[int, set[int]] = {}
+    failing: dict[int, tuple[set[int], float]] = {}
     rows = np.flatnonzero(known)
     for g in open_:
         high_result = _solve(problem, known, -vectors[g])
@@ -258,10 +308,11 @@ def _check(
         if top - problem.counts[g] >= WIDTH:
             continue
         low_result = _solve(problem, known, vectors[g])
-        if top - float(low_result.fun) >= WIDTH:
+        width = top - float(low_result.fun)
+        if width >= WIDTH:
             continue
         binding |= set(rows[np.abs(low_result.eqlin.marginals) > 1e-9].tolist())
-        failing[g] = binding
+        failing[g] = (binding, width)
     return failing
 
 
@@ -274,7 +325,7 @@ def _cheapest(problem: _Problem, candidates: Iterable[int]) -> int | None:
     return None if best is None else best[1]
 
 
-def protect(moments: list[Moment], *, budget: float) -> Verdict:
+def protect(moments: list[Moment], *, k: int, budget: float) -> Verdict:
     """Decide what the last moment (the release being published) shows. Earlier
     moments are fixed; the last one's `hidden` holds its primary suppressions."""
     started = time.monotonic()
@@ -283,10 +334,13 @@ def protect(moments: list[Moment], *, budget: float) -> Verdict:
     hidden = [set(h) for h in new.hidden]
     verdict = Verdict(hidden=hidden, withheld=set())
     try:
-        problem = _build(moments)
+        problem = _build(moments, k)
         problem.deadline = started + budget
         _protect(problem, moments, verdict)
-    except Exception:  # never fail open: nothing proven, nothing shown
+    except Exception as exc:  # never fail open: nothing proven, nothing shown
+        log.warning("release audit failed", extra={"error_type": type(exc).__name__})
+        if __debug__ and _RAISE:
+            raise
         verdict.withheld = set(range(len(new.tables)))
     for t in verdict.withheld:
         hidden[t] = set(new.tables[t])
@@ -315,6 +369,12 @@ def _protect(problem: _Problem, moments: list[Moment], verdict: Verdict) -> None
             if c.moment == new_m and c.table != TOTAL and c.path not in hidden[c.table]:
                 hidden[c.table].add(c.path)
 
+    def show_group(g: int) -> None:
+        for i in problem.groups[g]:
+            c = cells[i]
+            if c.moment == new_m and c.table != TOTAL:
+                hidden[c.table].discard(c.path)
+
     n_groups = len(problem.groups)
     fixed = np.array([not r for r in problem.removable])
     targets: list[int] = []
@@ -329,31 +389,46 @@ def _protect(problem: _Problem, moments: list[Moment], verdict: Verdict) -> None
             continue  # published before: already known, nothing to protect
         hide_group(g)  # a cell with the same respondents would give it away
         targets.append(g)
+    targets += problem.changes
     verdict.targets = len(targets)
-    known = np.array([not any(is_hidden(i) for i in g) for g in problem.groups])
+    known = np.array([bool(g) and not any(is_hidden(i) for i in g) for g in problem.groups])
     verdict.variables = int(problem.matrix.shape[1])
     verdict.constraints = int(known.sum())
     pending = targets
-    stuck: set[int] = set()  # no equation of the new release left to suppress
+    stuck: set[int] = set()  # pinned by fixed equations alone
+    secondary: set[int] = set()
+    pinned: set[int] = set()  # secondaries shown again: never worth suppressing
+    problem.pinned = pinned
+
+    def free(b: int) -> bool:
+        return bool(known[b]) and not fixed[b] and b not in pinned
+
     timed_out: list[int] = []
     try:
         while pending:
             failing = _check(problem, known, pending)
             pending = []
-            for g, binding in failing.items():
-                choice = _cheapest(problem, (b for b in binding if known[b] and not fixed[b]))
-                if choice is None:
+            for g, (binding, width) in failing.items():
+                choice = _cheapest(problem, (b for b in binding if free(b)))
+                if choice is None and not binding:  # no duals to go by: any shared equation
                     support = problem.matrix[g].indices
                     sharing = np.flatnonzero(problem.matrix[:, support].getnnz(axis=1))
-                    choice = _cheapest(
-                        problem, (b for b in sharing.tolist() if known[b] and not fixed[b])
-                    )
+                    choice = _cheapest(problem, (b for b in sharing.tolist() if free(b)))
+                if choice is None and any(not known[b] for b in binding):
+                    pending.append(g)  # an equation binding it went this round: look again
+                    continue
                 if choice is None:
                     stuck.add(g)
+                    if g in secondary and width < 1e-6:  # hiding it hides nothing: show it
+                        pinned.add(g)
+                        known[g] = True
+                        show_group(g)
+                        verdict.secondary -= 1
                     continue
                 if known[choice]:
                     known[choice] = False
                     hide_group(choice)
+                    secondary.add(choice)
                     verdict.secondary += 1
                     verdict.targets += 1
                     pending.append(choice)
@@ -362,11 +437,13 @@ def _protect(problem: _Problem, moments: list[Moment], verdict: Verdict) -> None
     except _Timeout:
         timed_out = pending
     verdict.solves = problem.solves
-    # Not proven protected. Stuck: only fixed equations pin it (it was known before this
-    # release); withhold the tables that show it. Out of time: withhold every table that
-    # shares respondents with it, which removes every equation of this release on it.
-    for g in stuck:
-        verdict.withheld.update(_tables_of(problem, [g]))
+    # Stuck: only fixed equations pin it (earlier releases and the totals, which this
+    # release cannot take back), so it was known before: a small cell stays suppressed,
+    # a secondary one is shown again (hiding it hid nothing), and withholding more would
+    # hide nothing either. Out of time: not proven protected; withhold
+    # every table that shares respondents with it, which removes every equation of this
+    # release on it.
+    verdict.derivable = len(stuck)
     for g in timed_out:
         support = problem.matrix[g].indices
         sharing = np.flatnonzero(problem.matrix[:, support].getnnz(axis=1))

@@ -16,6 +16,7 @@ earlier releases are read from one consistent state; SQLite's write transaction
 already is one.
 """
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -156,7 +157,19 @@ def _moment_of(release: Release) -> audit.Moment:
     shown = [
         {p: profiles.read(t, p) for p in ps} for t, ps in zip(release.tables, paths, strict=True)
     ]
-    return audit.Moment(population=population, layouts=layouts, tables=paths, shown=shown)
+    return audit.Moment(
+        population=population,
+        layouts=layouts,
+        tables=paths,
+        shown=shown,
+        identities=[_identity(t) for t in release.tables],
+    )
+
+
+def _identity(table: dict[str, Any]) -> str:
+    """What makes two tables the same table: their request, whatever their ids."""
+    fields = ("kind", "question", "by", "site", "wave", "q")
+    return json.dumps([table.get(f) for f in fields], sort_keys=True)
 
 
 def _model_counts(population: profiles.Population, layouts: list[Layout]) -> list[Counter[Path]]:
@@ -216,9 +229,15 @@ def publish(
     exact = [{p: int(profiles.read(t, p)) for p in ps} for t, ps in zip(found, paths, strict=True)]
     modelled = _model_counts(population, layouts)
     hidden = audit.primary(paths, exact, [t["kind"] for t in found], k)
-    new = audit.Moment(population=population, layouts=layouts, tables=paths, hidden=hidden)
+    new = audit.Moment(
+        population=population,
+        layouts=layouts,
+        tables=paths,
+        hidden=hidden,
+        identities=[_identity(t) for t in found],
+    )
     moments = [_moment_of(r) for r in _earlier(session, survey_id)]
-    verdict = audit.protect([*moments, new], budget=audit_seconds)
+    verdict = audit.protect([*moments, new], k=k, budget=audit_seconds)
     for t, (truth, counts) in enumerate(zip(exact, modelled, strict=True)):
         if any(counts.get(p, 0) != n for p, n in truth.items()):
             verdict.withheld.add(t)  # the model is not the statistics: trust neither
