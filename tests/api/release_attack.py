@@ -5,7 +5,9 @@ and how large it could be given everything published.
 
 Its model is its own: every respondent is classified by its answers, its site and wave,
 and the releases it was there for; respondents whom no published cell tells apart form
-one atom. Each published count (and each release's `n_responses`) is an equation over
+one atom. Anyone could also have been there for a shorter run of the releases (atoms
+of size 0): the attacker learns how many arrived or left from `n_responses`, not who.
+Each published count (and each release's `n_responses`) is an equation over
 the atoms' sizes; `scipy.optimize.linprog` minimises and maximises each suppressed count
 over the non-negative sizes that satisfy them all. A suppressed count whose range is
 under 1 wide is worked out exactly: a leak.
@@ -113,10 +115,20 @@ class Attack:
 
 
 def attack(releases: Sequence[Json], people: Sequence[Person], k: int) -> Attack:
-    memberships = [frozenset(c for r in releases for c in cells_of(p, r)) for p in people]
     atoms: dict[frozenset[CellKey], int] = {}
-    for m in memberships:
+    runs = {frozenset(p.present) for p in people}  # who arrived or left is not known, but
+    for p in people:  # that someone did (between which releases) is
+        m = frozenset(c for r in releases for c in cells_of(p, r))
         atoms[m] = atoms.get(m, 0) + 1
+        # the attacker does not know who arrived or left, only how many: anyone may
+        # have been there for a shorter run of the releases (an atom of size 0)
+        there = [i for i, r in enumerate(releases) if r["id"] in p.present]
+        for a in range(len(there)):
+            for b in range(a, len(there)):
+                run = {releases[i]["id"] for i in there[a : b + 1]}
+                if run != p.present and run in runs:
+                    like = Person(p.site, p.wave, p.answers, run)
+                    atoms.setdefault(frozenset(c for r in releases for c in cells_of(like, r)), 0)
     columns = list(atoms)
     sizes = np.array([atoms[c] for c in columns], dtype=float)
     shown = dict(kv for r in releases for kv in published(r))
