@@ -64,7 +64,7 @@ def test_the_subtraction_of_the_issue_no_longer_works(
     tables = {t["id"]: t for t in release.json()["tables"]}
 
     def count(table: str, role: str) -> int | None:
-        rows = {r["value"]: r["count"] for r in tables[table]["rows"]}
+        rows: dict[str, int | None] = {r["value"]: r["count"] for r in tables[table]["rows"]}
         return rows[role]
 
     # the issue's cells: 16 and 7 at site 1, 12 and 6 of them women
