@@ -17,7 +17,7 @@ from schemas.base import utcnow
 from schemas.keys import KeyCreate, Role
 from service.backup import BackupError, pg_dump_commands, sqlite_backup
 from service.database import Database, upgrade
-from service.demo import load_demo
+from service.demo import RELEASE_ID, load_demo, publish_demo_release
 from service.errors import DomainError
 from service.keys import create_key, free_key_name
 from service.settings import Settings
@@ -154,12 +154,20 @@ def demo(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> N
     try:
         with database.session() as session:
             survey_id, stored = load_demo(session)
+            published = publish_demo_release(
+                session,
+                survey_id,
+                min_cell=settings.min_cell,
+                audit_seconds=settings.release_audit_seconds,
+            )
             name = free_key_name(session, prefix="demo-admin")
             key, token = create_key(session, data=KeyCreate(name=name, role=Role.admin))
     finally:
         database.dispose()
     loaded = f"{stored} responses loaded" if stored else "already loaded"
     typer.echo(f"survey {survey_id!r}: {loaded}")
+    if published:
+        typer.echo(f"release {RELEASE_ID!r} published (what reader keys see)")
     typer.echo(f"admin key {key.name!r}; try:")
     typer.echo(f"  curl -H 'Authorization: Bearer <key>' http://{host}:{port}/v1/surveys")
     typer.echo(token)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, get_settings
+from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN
 from schemas.stats import Composition, Likert, StatFormat, Themes, WaveComparison
@@ -75,7 +75,6 @@ def stats_query(
         filters=filters,
         by=by,
         min_cell=min_cell,
-        default_min_cell=get_settings(request).min_cell,
     )
 
 

@@ -654,7 +654,6 @@ class Study:
                 filters=list(stat.filters),
                 by=stat.by,
                 min_cell=None,
-                default_min_cell=self.settings.min_cell,
             )
             return TABLES[stat.kind](session, compiled, question_id=stat.question, query=query)
 

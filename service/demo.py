@@ -11,12 +11,14 @@ from schemas.base import utcnow
 from schemas.codebooks import CodebookIn
 from schemas.codings import Coding, CodingCategory, Consensus
 from schemas.keys import Role
+from schemas.releases import Release, ReleaseIn
 from schemas.responses import Response, SubmissionIn
 from schemas.surveys import Survey, SurveyDefinition
 from service.coding.codebooks import put_codebook
 from service.coding.outcome import outcome, set_outcome
 from service.errors import Invalid
 from service.keys import Principal
+from service.releases.publication import publish
 from service.responses import check_submission, store_responses
 from service.seed.codings import CODER_A, CODER_B, EVALUATOR, seed_codings
 from service.seed.dataset import (
@@ -27,6 +29,18 @@ from service.seed.dataset import (
     load_survey,
 )
 from service.surveys import create_survey, load_compiled
+
+RELEASE_ID = "bjsw-2017"
+# The paper's Tables 1-3, as the release readers see (contract §3).
+RELEASE: dict[str, Any] = {
+    "id": RELEASE_ID,
+    "title": "Lefevre et al. (2017), BJSW: Tables 1-3, mid-stage survey",
+    "tables": [
+        {"id": "table-1-roles", "kind": "composition", "question": "role"},
+        {"id": "table-2-confidence", "kind": "likert", "question": "trust_confidence"},
+        {"id": "table-3-trust-actions", "kind": "themes", "question": TEXT_QUESTION},
+    ],
+}
 
 SYSTEM = Principal(key_id=0, name="hearme-demo", role=Role.admin, sites=None)
 
@@ -132,3 +146,23 @@ def _insert(
         return []
     statement = insert(table).returning(col(table.id), sort_by_parameter_order=True)
     return list(session.execute(statement, rows).scalars())
+
+
+def publish_demo_release(
+    session: Session, survey_id: str, *, min_cell: int, audit_seconds: float
+) -> bool:
+    """Publish the release `bjsw-2017` unless it exists; True if published now."""
+    if session.exec(
+        select(Release).where(Release.survey_id == survey_id, Release.id == RELEASE_ID)
+    ).first():
+        return False
+    compiled = load_compiled(session, survey_id=survey_id)
+    publish(
+        session,
+        compiled,
+        principal=SYSTEM,
+        data=ReleaseIn.model_validate(RELEASE),
+        default_min_cell=min_cell,
+        audit_seconds=audit_seconds,
+    )
+    return True

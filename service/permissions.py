@@ -33,6 +33,9 @@ class Action(StrEnum):
     read_audit = "read_audit"
     export_responses = "export_responses"  # the tabular files and their dictionary
     import_projects = "import_projects"  # codings made in another QDA tool (.qdpx)
+    publish_releases = "publish_releases"
+    read_releases = "read_releases"
+    withdraw_releases = "withdraw_releases"
 
 
 _ADMIN = Role.admin
@@ -53,11 +56,14 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.read_agreement: frozenset({_ADMIN, _EVALUATOR}),
     Action.read_suggestions: frozenset({_ADMIN, _EVALUATOR, _CODER}),
     Action.export_projects: frozenset({_ADMIN, _EVALUATOR}),
-    Action.read_statistics: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
+    Action.read_statistics: frozenset({_ADMIN, _EVALUATOR}),  # readers: releases (§7.6)
     Action.manage_keys: frozenset({_ADMIN}),
     Action.read_audit: frozenset({_ADMIN}),
     Action.export_responses: frozenset({_ADMIN, _EVALUATOR}),
     Action.import_projects: frozenset({_ADMIN, _EVALUATOR}),
+    Action.publish_releases: frozenset({_ADMIN, _EVALUATOR}),
+    Action.read_releases: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
+    Action.withdraw_releases: frozenset({_ADMIN}),
 }
 
 

@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     max_body: int = Field(default=1024 * 1024, ge=1024)
     max_import: int = Field(default=512 * 1024 * 1024, ge=1024)
     min_cell: int = Field(default=5, ge=1)
+    # the disclosure audit of one release; past it, unproven tables are withheld
+    release_audit_seconds: float = Field(default=120.0, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"

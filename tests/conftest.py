@@ -20,6 +20,7 @@ import schemas.audit
 import schemas.codebooks
 import schemas.codings
 import schemas.keys
+import schemas.releases
 import schemas.responses
 import schemas.stats
 import schemas.surveys  # noqa: F401  (the tables to empty)

@@ -2,6 +2,7 @@
 fields, a leading `group` column when the body is grouped. Table-level figures (n,
 missing, mean, ...) repeat on each of their table's lines so every line stands alone."""
 
+import copy
 import csv
 import io
 from collections.abc import Iterator
@@ -22,9 +23,10 @@ def _table_lines(
         yield {**outer, **row}
 
 
-def lines(body: BaseModel, nested: str = "rows") -> Iterator[dict[str, Any]]:
-    """The body's table rows as flat dicts, whole scope first, then each group."""
-    data = body.model_dump(mode="json")
+def lines(body: BaseModel | dict[str, Any], nested: str = "rows") -> Iterator[dict[str, Any]]:
+    """The body's table rows as flat dicts, whole scope first, then each group. A body
+    may come as a model or as its JSON (a release's stored table)."""
+    data = copy.deepcopy(body) if isinstance(body, dict) else body.model_dump(mode="json")
     groups = data.pop("groups", None)
     grouped = data.pop("by", None) is not None
     head = {"question": data["question"]}
@@ -64,7 +66,7 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def theme_lines(body: BaseModel) -> Iterator[dict[str, Any]]:
+def theme_lines(body: BaseModel | dict[str, Any]) -> Iterator[dict[str, Any]]:
     """One line per category, beside its theme's figures (prefixed `theme_` where the
     names would clash) and the table's `n_*` counts."""
     for table in lines(body, nested="themes"):

@@ -5,12 +5,17 @@ from dataclasses import dataclass
 
 from schemas.keys import Role
 from schemas.surveys import Question
-from service.errors import FieldProblem, Invalid
+from service.errors import FieldProblem, Forbidden, Invalid
 from service.keys import Principal
 from service.permissions import Action, require
 from service.stats import cells
 from service.stats.tally import Scope
 from service.validation import CompiledSurvey
+
+READER_DETAIL = (
+    "reader keys see published releases only, never live statistics (contract §7.6):"
+    " GET /v1/surveys/{survey}/releases"
+)
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,10 @@ def resolve(
     filters: list[tuple[str, str]],
     by: str | None,
     min_cell: int | None,
-    default_min_cell: int,
 ) -> StatsQuery:
     """Check a request and turn it into a scope; a site outside the key's sites is a 403."""
+    if principal.role == Role.reader:
+        raise Forbidden(READER_DETAIL.format(survey=compiled.definition.id))
     require(principal, Action.read_statistics)
     definition = compiled.definition
     for site in sites:
@@ -106,13 +112,9 @@ def resolve(
         )
     elif by is not None:
         groups = levels(single_valued(compiled, by, "by"))
-    if principal.role == Role.reader:
-        k: int | None = max(min_cell or default_min_cell, default_min_cell)
-    else:
-        k = min_cell
     scope = Scope(
         sites=tuple(visible) if visible is not None else None,
         waves=tuple(dict.fromkeys(waves)) if waves else None,
         filters=tuple((q, tuple(v)) for q, v in chosen.items()),
     )
-    return StatsQuery(scope=scope, by=by, groups=groups, min_cell=k)
+    return StatsQuery(scope=scope, by=by, groups=groups, min_cell=min_cell)

@@ -112,6 +112,18 @@ def get(
     return body
 
 
+def get_k(
+    client: TestClient,
+    headers: Headers,
+    path: str,
+    params: Params = (),
+    survey: str = "trust",
+    k: int = 5,
+) -> Json:
+    """A live table as an evaluator asks for it suppressed, with `?min_cell=K` (§7.5)."""
+    return get(client, headers, path, [*params, ("min_cell", str(k))], survey)
+
+
 # --- coded text answers (§6) ---------------------------------------------------------
 
 THEMES: dict[str, list[str]] = {

@@ -91,6 +91,18 @@ class World:
             assert put.status_code == 200, put.text
         return path
 
+    def release(self) -> str:
+        """A fresh published release of the fixture survey; returns its path."""
+        number = self.number()
+        body = {
+            "id": f"release-{number}",
+            "title": "Roles",
+            "tables": [{"id": "roles", "kind": "composition", "question": "role"}],
+        }
+        created = self.client.post("/v1/surveys/trust/releases", json=body, headers=self.admin)
+        assert created.status_code == 201, created.text
+        return f"/v1/surveys/trust/releases/release-{number}"
+
     def key_name(self) -> str:
         name = f"victim-{self.number()}"
         self.make_key("reader", name=name)
@@ -187,6 +199,7 @@ ONE_RESPONSE = "/v1/surveys/{survey}/responses/{response_id}"
 CODEBOOK_PATH = "/v1/surveys/{survey}/codebooks/{question}"
 CODINGS_PATH = "/v1/surveys/{survey}/responses/{response_id}/codings/{question}"
 STATS = "/v1/surveys/{survey}/stats"
+RELEASES = "/v1/surveys/{survey}/releases"
 
 RULES: dict[Endpoint, Rule] = {
     ("POST", "/v1/surveys"): rule(
@@ -313,6 +326,31 @@ RULES: dict[Endpoint, Rule] = {
     ),
     ("GET", "/v1/surveys/{survey}/report"): rule(
         Action.read_statistics, 200, lambda w: Call("GET", "/v1/surveys/trust/report?format=html")
+    ),
+    ("POST", RELEASES): rule(
+        Action.publish_releases,
+        201,
+        lambda w: Call(
+            "POST",
+            "/v1/surveys/trust/releases",
+            json={
+                "id": f"made-{w.number()}",
+                "title": "Confidence",
+                "tables": [{"id": "t", "kind": "likert", "question": "trust_confidence"}],
+            },
+        ),
+    ),
+    ("GET", RELEASES): rule(
+        Action.read_releases, 200, lambda w: Call("GET", "/v1/surveys/trust/releases")
+    ),
+    ("GET", RELEASES + "/{release}"): rule(
+        Action.read_releases, 200, lambda w: Call("GET", w.release() + "?format=csv")
+    ),
+    ("GET", RELEASES + "/{release}/tables/{table}"): rule(
+        Action.read_releases, 200, lambda w: Call("GET", w.release() + "/tables/roles")
+    ),
+    ("DELETE", RELEASES + "/{release}"): rule(
+        Action.withdraw_releases, 204, lambda w: Call("DELETE", w.release())
     ),
     ("POST", "/v1/keys"): rule(
         Action.manage_keys,
@@ -572,10 +610,11 @@ CONTRACT_ROLES: dict[str, set[Action]] = {
         Action.manage_keys,
         Action.read_audit,
         Action.submit_responses,
+        Action.withdraw_releases,
     },
     "coder": {Action.read_surveys, Action.read_codebooks, Action.code, Action.read_suggestions},
     "submitter": {Action.read_surveys, Action.submit_responses},
-    "reader": {Action.read_statistics},
+    "reader": {Action.read_releases},  # never live statistics (contract §7.6)
 }
 
 

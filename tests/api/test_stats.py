@@ -257,15 +257,16 @@ def test_erased_responses_drop_out_of_every_statistic(
         assert project(body) == expected(kept, "trust_confidence", params, likert=True)
 
 
-@pytest.mark.parametrize("role", ["reader", "evaluator"])
+@pytest.mark.parametrize("min_cell", [None, "5"])
 def test_a_site_bound_key_sees_its_sites_only(
-    client: TestClient, make_key: MakeKey, generated: list[Row], role: str
+    client: TestClient, make_key: MakeKey, generated: list[Row], min_cell: str | None
 ) -> None:
-    bound = bearer(make_key(role, sites=["site-2"]))
+    bound = bearer(make_key("evaluator", sites=["site-2"]))
     for params in ([], [("by", "site")], [("site", "site-2"), ("by", "wave")]):
-        body = get(client, bound, "composition/role", params)
+        asked = params if min_cell is None else [*params, ("min_cell", min_cell)]
+        body = get(client, bound, "composition/role", asked)
         truth = expected(generated, "role", params, sites=["site-2"])
-        if role == "reader":  # suppression aside, the base and groups are those of site-2
+        if min_cell is not None:  # suppression aside, the base and groups are those of site-2
             assert (body["n"], body.get("by")) == (truth["n"], truth.get("by"))
             groups = [g["value"] for g in body.get("groups") or []]
             assert groups == [g["value"] for g in truth.get("groups", [])]

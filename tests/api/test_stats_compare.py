@@ -125,15 +125,17 @@ def test_an_empty_wave_has_no_comparison(client: TestClient, evaluator: Headers)
     assert [body[k] for k in figures] == [None] * 4
 
 
-def test_a_reader_gets_no_comparison_of_a_small_wave(
+def test_a_suppressed_comparison_hides_a_small_wave(
     client: TestClient, evaluator: Headers, make_key: MakeKey
 ) -> None:
     rows = [row(trust_confidence=v) for v in (1, 2, 3, 4, 4, 5)] + [
         row(wave="final", trust_confidence=v) for v in (2, 3, 5, 5)
     ]
     load(client, evaluator, rows)
-    reader = bearer(make_key("reader"))
-    body = get(client, reader, COMPARE, [("wave", "midway"), ("wave", "final")])
+    suppressed = bearer(make_key("evaluator"))
+    body = get(
+        client, suppressed, COMPARE, [("wave", "midway"), ("wave", "final"), ("min_cell", "5")]
+    )
     assert body["min_cell"] == 5
     assert body["waves"][0]["n"] == 6
     assert body["waves"][0]["mean"] == 3.17

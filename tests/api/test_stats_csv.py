@@ -28,7 +28,12 @@ Line = dict[str, str]
 def keys(client: TestClient, admin: Headers, make_key: MakeKey) -> dict[str, Headers]:
     coders = [bearer(make_key("evaluator", name=name)) for name in ("coder-a", "coder-b")]
     coded_data_set(client, admin, coders, SURVEY, random.Random(7), 50)
-    return {"evaluator": coders[0], "reader": bearer(make_key("reader"))}
+    return {"evaluator": coders[0], "suppressed": coders[1]}
+
+
+def asked(role: str, params: Params) -> Params:
+    """The suppressed key asks for `?min_cell=5` (contract §7.5), as readers once got."""
+    return [*params, ("min_cell", "5")] if role == "suppressed" else params
 
 
 def fetch_csv(client: TestClient, headers: Headers, path: str, params: Params) -> list[Line]:
@@ -90,14 +95,14 @@ GROUPINGS: list[Params] = [[], [("by", "site")], [("by", "involved"), ("q.role",
 GROUPINGS += [[("by", "trust_confidence")]]
 
 
-@pytest.mark.parametrize("role", ["evaluator", "reader"])
+@pytest.mark.parametrize("role", ["evaluator", "suppressed"])
 def test_composition_and_likert(client: TestClient, keys: dict[str, Headers], role: str) -> None:
     check_wave_comparison(client, keys[role])
     blanked = 0
     for path in PATHS:
         for params in GROUPINGS:
-            body = get(client, keys[role], path, params)
-            lines = fetch_csv(client, keys[role], path, params)
+            body = get(client, keys[role], path, asked(role, params))
+            lines = fetch_csv(client, keys[role], path, asked(role, params))
             expected = []
             for group, fields, r in table_rows(body, "rows"):
                 grouping = {"group": "" if group is None else group} if params else {}
@@ -105,11 +110,11 @@ def test_composition_and_likert(client: TestClient, keys: dict[str, Headers], ro
             check_lines(lines, expected, bool(params))
             if params:  # the whole scope's lines carry an empty group
                 assert {line["group"] for line in lines[: len(body["rows"])]} == {""}
-            if role == "reader":
+            if role == "suppressed":
                 blank = [line for line in lines if line["suppressed"] == "true"]
                 assert all(line["count"] == line["percent"] == "" for line in blank)
                 blanked += len(blank)
-    assert (blanked > 0) == (role == "reader")
+    assert (blanked > 0) == (role == "suppressed")
 
 
 def check_wave_comparison(client: TestClient, headers: Headers) -> None:
@@ -132,12 +137,12 @@ THEME_FIELDS = {  # a theme's fields, named apart from its categories' in CSV
 }
 
 
-@pytest.mark.parametrize("role", ["evaluator", "reader"])
+@pytest.mark.parametrize("role", ["evaluator", "suppressed"])
 def test_theme_table(client: TestClient, keys: dict[str, Headers], role: str) -> None:
     """One line per category, beside its theme's fields and the table's `n_*` counts."""
     for params in ([], [("by", "wave")], [("by", "role"), ("site", "site-1")]):
-        body = get(client, keys[role], "themes/trust_actions", params)
-        lines = fetch_csv(client, keys[role], "themes/trust_actions", params)
+        body = get(client, keys[role], "themes/trust_actions", asked(role, params))
+        lines = fetch_csv(client, keys[role], "themes/trust_actions", asked(role, params))
         expected = []
         for group, fields, theme in table_rows(body, "themes"):
             named = {THEME_FIELDS.get(k, k): v for k, v in scalars(theme).items()}

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.database import Database
-from service.demo import load_demo
+from service.demo import load_demo, publish_demo_release
 from tests.conftest import MakeKey, bearer
 
 SURVEY = "smhm-professionals"
@@ -95,12 +95,26 @@ def test_table_3_themes_and_categories(client: TestClient, demo: dict[str, str])
             assert category["percent"] == round(category["respondents"] / 202 * 100 + 1e-9, 1)
 
 
-def test_the_demo_tables_survive_a_reader(
-    client: TestClient, demo: dict[str, str], make_key: MakeKey
+def test_the_demo_release_shows_readers_the_tables_with_small_cells_withheld(
+    client: TestClient, database: Database, demo: dict[str, str], make_key: MakeKey
 ) -> None:
-    """Readers get the same tables with only the small cells (below 5) withheld."""
+    """`hearme demo` publishes `bjsw-2017`: readers get Tables 1-3 with the cells below 5
+    withheld, and everything that would give them away (here the 2 blank answers, and
+    so the base of 202 and the percentages of Table 3)."""
+    with database.session() as session:
+        assert publish_demo_release(session, SURVEY, min_cell=5, audit_seconds=60)
+        assert not publish_demo_release(session, SURVEY, min_cell=5, audit_seconds=60)
     reader = bearer(make_key("reader"))
-    body = get(client, reader, "themes/trust_actions")
+    assert (
+        client.get(f"/v1/surveys/{SURVEY}/stats/composition/role", headers=reader).status_code
+        == 403
+    )
+    release = client.get(f"/v1/surveys/{SURVEY}/releases/bjsw-2017", headers=reader)
+    assert release.status_code == 200, release.text
+    tables = {t["id"]: t for t in release.json()["tables"]}
+    assert release.json()["n_responses"] == 204
+    body = tables["table-3-trust-actions"]
+    assert (body["n_responses"], body["n_blank"], body["n_coded"]) == (204, None, None)
     categories = [c for t in body["themes"] for c in t["categories"]]
     hidden = {c["id"]: c["respondents"] for c in categories if c["suppressed"]}
     assert hidden == dict.fromkeys(["trust_in_child", "respectful", "fair", "rights"])
@@ -108,5 +122,13 @@ def test_the_demo_tables_survive_a_reader(
     assert mentions == {
         label: None if total == 143 else total for label, (total, _) in TABLE_3.items()
     }
-    table_1 = get(client, reader, "composition/role")
+    table_1 = tables["table-1-roles"]
     assert [(r["count"], r["percent"]) for r in table_1["rows"]] == [(n, p) for _, n, p in TABLE_1]
+    published = [c["respondents"] for c in categories if not c["suppressed"]]
+    assert published == [n for _, counts in TABLE_3.values() for n in counts if n >= 5]
+    assert all(c["percent"] is None for c in categories)  # their base is withheld
+    table_2 = tables["table-2-confidence"]
+    assert [(r["count"], r["percent"]) for r in table_2["rows"]] == [
+        (n, p) for _, _, n, p in TABLE_2
+    ]
+    assert (table_2["mean"], table_2["median"]) == (3.01, 3.0)

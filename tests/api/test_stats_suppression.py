@@ -1,6 +1,8 @@
 """Small-cell suppression (contract §7.5): who gets which K, what is hidden (primary and
-secondary), and an attacker that pools everything a reader can fetch and tries to work
-a suppressed count out by adding and subtracting; it must never succeed."""
+secondary), as an evaluator asks for it with `?min_cell=K`, and an attacker that pools
+everything such a key can fetch and tries to work a suppressed count out by adding and
+subtracting; it must never succeed. Reader keys get no live statistics at all (403):
+they see releases (`test_releases*.py`)."""
 
 import random
 from collections.abc import Callable, Iterator
@@ -9,9 +11,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from service.database import Database
-from service.settings import Settings
 from tests.api.stats_attack import (
     Field,
     Var,
@@ -34,11 +33,12 @@ from tests.api.stats_support import (
     coded_data_set,
     create_survey,
     get,
+    get_k,
     load,
     random_rows,
     row,
 )
-from tests.conftest import MakeKey, bearer
+from tests.conftest import MakeKey, assert_problem, bearer
 
 COUNTED = ("role", "agencies", "involved", "trust_confidence")
 GROUPINGS: list[Params] = [[], *[[("by", by)] for by in ("site", "wave", "role", "involved")]]
@@ -73,22 +73,17 @@ def roles(police: int, health: int, other: int, **answers: Any) -> list[Row]:
 # --- who gets which K -----------------------------------------------------------------
 
 
-def test_a_reader_never_gets_less_than_the_default_k(
+def test_a_reader_gets_a_403_pointing_to_releases(
     client: TestClient, keys: dict[str, Headers]
 ) -> None:
     load(client, keys["evaluator"], roles(7, 4, 2))
-    reader = keys["reader"]
-    body = get(client, reader, "composition/role")
-    assert body["min_cell"] == 5
-    assert (body["n"], body["missing"], counts(body)) == (13, 0, [7, None, None])
-    assert flags(body) == [False, True, True]
-    assert [r["percent"] for r in body["rows"]] == [53.8, None, None]
-    for asked in ("1", "2", "5"):
-        lower = get(client, reader, "composition/role", [("min_cell", asked)])
-        assert lower == body
-    higher = get(client, reader, "composition/role", [("min_cell", "8")])
-    assert higher["min_cell"] == 8
-    assert (higher["n"], counts(higher)) == (13, [None, None, None])
+    for path in ("composition/role", "likert/trust_confidence", "themes/trust_actions"):
+        for params in ({}, {"min_cell": "5"}, {"min_cell": "50", "by": "site"}):
+            response = client.get(
+                f"/v1/surveys/trust/stats/{path}", params=params, headers=keys["reader"]
+            )
+            problem = assert_problem(response, 403)
+            assert "/v1/surveys/trust/releases" in problem["detail"]
 
 
 def test_an_evaluator_gets_exact_counts_unless_it_asks(
@@ -111,24 +106,6 @@ def test_an_evaluator_gets_exact_counts_unless_it_asks(
     assert (big["n"], big["missing"], counts(big)) == (None, None, [None] * 3)
 
 
-def test_hearme_min_cell_sets_the_readers_floor(
-    db_url: str, database: Database, make_key: MakeKey
-) -> None:
-    settings = Settings(database_url=db_url, min_cell=3)
-    with TestClient(create_app(settings, database=database)) as client:
-        admin_headers = bearer(make_key("admin"))
-        create_survey(client, admin_headers)
-        load(client, admin_headers, roles(7, 4, 3))
-        reader = bearer(make_key("reader"))
-        for asked, k in ((None, 3), ("2", 3), ("3", 3), ("5", 5)):
-            params = [] if asked is None else [("min_cell", asked)]
-            body = get(client, reader, "composition/role", params)
-            assert body["min_cell"] == k
-            assert counts(body) == ([7, 4, 3] if k == 3 else [7, None, None])
-        evaluator = bearer(make_key("evaluator"))
-        assert get(client, evaluator, "composition/role")["min_cell"] is None
-
-
 # --- what is hidden -------------------------------------------------------------------
 
 
@@ -137,7 +114,7 @@ def test_zeros_are_published_and_an_exclusive_table_loses_its_next_smallest_cell
 ) -> None:
     values = [2] * 3 + [3] * 6 + [4] * 8 + [5] * 9  # nobody answered 1
     load(client, keys["evaluator"], [row(trust_confidence=v) for v in values])
-    body = get(client, keys["reader"], "likert/trust_confidence")
+    body = get_k(client, keys["evaluator"], "likert/trust_confidence")
     assert (body["n"], body["missing"]) == (26, 0)
     assert counts(body) == [0, None, None, 8, 9]
     assert flags(body) == [False, True, True, False, False]
@@ -151,7 +128,7 @@ def test_a_boolean_with_one_small_side_hides_both(
     client: TestClient, keys: dict[str, Headers]
 ) -> None:
     load(client, keys["evaluator"], [row(involved=True)] * 12 + [row(involved=False)] * 2)
-    body = get(client, keys["reader"], "composition/involved")
+    body = get_k(client, keys["evaluator"], "composition/involved")
     assert (body["n"], counts(body), flags(body)) == (14, [None, None], [True, True])
 
 
@@ -161,7 +138,7 @@ def test_a_multi_choice_table_needs_no_secondary_suppression(
     """Its rows overlap, so no row can be worked out from `n` and the others."""
     chosen = [["police", "school", "ngo"]] * 2 + [["school", "ngo"]] * 5 + [["ngo"]] * 2
     load(client, keys["evaluator"], [row(agencies=c) for c in chosen] + [row()] * 6)
-    body = get(client, keys["reader"], "composition/agencies")
+    body = get_k(client, keys["evaluator"], "composition/agencies")
     assert (body["n"], body["missing"]) == (9, 6)
     assert counts(body) == [None, 7, 9]
     assert flags(body) == [True, False, False]
@@ -174,14 +151,14 @@ def test_missing_is_a_cell(
 ) -> None:
     rows = [row(involved=True)] * 6 + [row(involved=False)] * 7 + [row()] * unanswered
     load(client, keys["evaluator"], rows)
-    body = get(client, keys["reader"], "composition/involved")
+    body = get_k(client, keys["evaluator"], "composition/involved")
     assert (body["n"], body["missing"], counts(body)) == (13, shown_as, [6, 7])
 
 
 def test_a_base_below_k_nulls_the_whole_table(client: TestClient, keys: dict[str, Headers]) -> None:
     load(client, keys["evaluator"], [row(trust_confidence=v) for v in (1, 4, 4, 5)] + [row()] * 9)
     for path in ("likert/trust_confidence", "composition/trust_confidence"):
-        body = get(client, keys["reader"], path)
+        body = get_k(client, keys["evaluator"], path)
         assert (body["n"], body["missing"]) == (None, None)
         assert counts(body) == [None] * 5
         assert flags(body) == [True] * 5
@@ -197,9 +174,9 @@ def test_a_small_group_is_nulled_and_the_whole_scope_shows_as_alone(
 ) -> None:
     rows = roles(9, 6, 5) + roles(2, 1, 0, site="site-2") + roles(0, 6, 0, wave="final")
     load(client, keys["evaluator"], rows)
-    reader = keys["reader"]
-    plain = get(client, reader, "composition/role")
-    by_site = get(client, reader, "composition/role", [("by", "site")])
+    reader = keys["evaluator"]
+    plain = get_k(client, reader, "composition/role")
+    by_site = get_k(client, reader, "composition/role", [("by", "site")])
     site_2 = by_site["groups"][1]
     assert (site_2["n"], site_2["missing"], counts(site_2)) == (None, None, [None] * 3)
     # the whole scope is published as it is alone, so the only other group goes too
@@ -207,7 +184,7 @@ def test_a_small_group_is_nulled_and_the_whole_scope_shows_as_alone(
     assert (site_1["n"], site_1["missing"], counts(site_1)) == (None, None, [None] * 3)
     assert (plain["n"], counts(plain)) == (29, [11, 13, 5])
     for grouping in GROUPINGS:
-        body = get(client, reader, "composition/role", grouping)
+        body = get_k(client, reader, "composition/role", grouping)
         whole = {k: body[k] for k in ("n", "missing", "rows")}
         assert whole == {k: plain[k] for k in ("n", "missing", "rows")}, grouping
 
@@ -256,7 +233,7 @@ def test_no_suppressed_count_can_be_worked_out(
                 else f"composition/{question}"
             )
             for grouping in GROUPINGS:
-                body = get(client, keys["reader"], path, grouping, survey=survey)
+                body = get_k(client, keys["evaluator"], path, grouping, survey=survey)
                 check_published(body, truth, question, grouping, 5, count_cells)
                 bodies.append((question, grouping, body))
                 tried += sum(
@@ -304,7 +281,7 @@ def test_no_suppressed_theme_count_can_be_worked_out(
             exact = get(client, keys["evaluator"], "themes/trust_actions", grouping, survey=survey)
             for var, value in shown("trust_actions", grouping, exact, theme_cells):
                 assert value == truth(var), (var, grouping)
-            body = get(client, keys["reader"], "themes/trust_actions", grouping, survey=survey)
+            body = get_k(client, keys["evaluator"], "themes/trust_actions", grouping, survey=survey)
             check_published(body, truth, "trust_actions", grouping, 5, theme_cells)
             for table in [body, *(body.get("groups") or [])]:
                 for theme in table["themes"]:

@@ -1,0 +1,134 @@
+"""Releases (contract §7.6): what outside readers see, frozen at publication."""
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, get_settings, require_json
+from api.pagination import DEFAULT, Cursor, Limit
+from api.problems import problem_responses
+from schemas.base import SLUG_PATTERN, Page
+from schemas.releases import ReleaseFormat, ReleaseIn, ReleasePublic, ReleaseSummary
+from service.releases import publication, render
+from service.stats import export
+
+router = APIRouter(
+    prefix="/v1/surveys/{survey}/releases",
+    tags=["releases"],
+    responses=problem_responses(401, 403, 404),
+)
+
+ReleaseId = Annotated[str, Path(pattern=SLUG_PATTERN, description="The release's id.")]
+TableId = Annotated[str, Path(pattern=SLUG_PATTERN, description="The table's id.")]
+Format = Annotated[ReleaseFormat, Query(description="`csv` for text/csv.")]
+CSV_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    **problem_responses(410, 422),
+}
+
+
+def _csv(records: Iterator[dict[str, Any]], name: str) -> StreamingResponse:
+    return StreamingResponse(
+        export.stream(records),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Depends(require_json)],
+    responses=problem_responses(409, 413, 415, 422),
+)
+def publish_release(
+    request: Request,
+    compiled: CompiledSurveyDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    data: ReleaseIn,
+) -> ReleasePublic:
+    """Publish a release: compute its tables now, suppress jointly, freeze (evaluator, admin)."""
+    settings = get_settings(request)
+    release, audit = publication.publish(
+        session,
+        compiled,
+        principal=principal,
+        data=data,
+        default_min_cell=settings.min_cell,
+        audit_seconds=settings.release_audit_seconds,
+    )
+    body = render.release_body(release)
+    body.audit = audit
+    return body
+
+
+@router.get("", responses=problem_responses(422))
+def list_releases(
+    compiled: CompiledSurveyDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: Limit = DEFAULT,
+    cursor: Cursor = None,
+) -> Page[ReleaseSummary]:
+    """The survey's releases the key may see, oldest first (reader, evaluator, admin)."""
+    rows, next_cursor = publication.list_releases(
+        session,
+        principal=principal,
+        survey_id=compiled.definition.id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=[render.summary(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{release}", responses=CSV_DOC, response_model=ReleasePublic)
+def get_release(
+    compiled: CompiledSurveyDep,
+    release: ReleaseId,
+    principal: PrincipalDep,
+    session: SessionDep,
+    format: Format = "json",
+) -> Any:
+    """A release whole; as CSV, one file with a leading `table` column."""
+    found = publication.get_release(
+        session, principal=principal, survey_id=compiled.definition.id, release_id=release
+    )
+    if format == "csv":
+        return _csv(render.release_lines(found), found.id)
+    return render.release_body(found)
+
+
+@router.get("/{release}/tables/{table}", responses=CSV_DOC)
+def get_release_table(
+    compiled: CompiledSurveyDep,
+    release: ReleaseId,
+    table: TableId,
+    principal: PrincipalDep,
+    session: SessionDep,
+    format: Format = "json",
+) -> dict[str, Any]:
+    """One table of a release: its request and its §7.1-7.3 body, as published."""
+    found = publication.get_release(
+        session, principal=principal, survey_id=compiled.definition.id, release_id=release
+    )
+    body = render.table_body(found, table)
+    if format == "csv":
+        return _csv(render.table_lines(body), f"{found.id}-{table}")  # type: ignore[return-value]
+    return body
+
+
+@router.delete("/{release}", status_code=204, responses=problem_responses(410))
+def withdraw_release(
+    compiled: CompiledSurveyDep,
+    release: ReleaseId,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> Response:
+    """Withdraw a release (admin): 410 afterwards; it still binds later audits."""
+    publication.withdraw(
+        session, principal=principal, survey_id=compiled.definition.id, release_id=release
+    )
+    return Response(status_code=204)
