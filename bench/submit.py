@@ -155,7 +155,9 @@ def env_for(database_url: str | None) -> dict[str, str]:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if database_url:
         env["HEARME_DATABASE_URL"] = database_url
-        env["HEARME_RATE_LIMIT"] = "100000000"  # one key drives the whole load
+        # One submitter key sends every request: far past the default 1,200 a minute,
+        # which would measure the rate limiter's 429s instead of submissions.
+        env["HEARME_RATE_LIMIT"] = "100000000"
     return env
 
 
