@@ -4,13 +4,20 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, get_settings, require_json
 from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN, Page
-from schemas.releases import ReleaseFormat, ReleaseIn, ReleasePublic, ReleaseSummary
+from schemas.releases import (
+    ReleaseFormat,
+    ReleaseIn,
+    ReleasePublic,
+    ReleaseSummary,
+    ReleaseTableFormat,
+)
+from service.exports import charts, reports
 from service.releases import publication, render
 from service.stats import export
 
@@ -22,9 +29,25 @@ router = APIRouter(
 
 ReleaseId = Annotated[str, Path(pattern=SLUG_PATTERN, description="The release's id.")]
 TableId = Annotated[str, Path(pattern=SLUG_PATTERN, description="The table's id.")]
-Format = Annotated[ReleaseFormat, Query(description="`csv` for text/csv.")]
+Format = Annotated[
+    ReleaseFormat,
+    Query(description="`csv` for one text/csv file; `html` for the report page (§10)."),
+]
+TableFormat = Annotated[
+    ReleaseTableFormat,
+    Query(description="`csv` for text/csv; `svg`, `png` or `vega` (Vega-Lite v5) for a chart."),
+]
 CSV_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    200: {
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "text/html": {"schema": {"type": "string"}},
+        }
+    },
+    **problem_responses(410, 422),
+}
+TABLE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": charts.CHART_CONTENT},
     **problem_responses(410, 422),
 }
 
@@ -51,6 +74,7 @@ def publish_release(
     data: ReleaseIn,
 ) -> ReleasePublic:
     """Publish a release: compute its tables now, suppress jointly, freeze (evaluator, admin)."""
+    request.state.audit_target = data.id
     settings = get_settings(request)
     release, audit = publication.publish(
         session,
@@ -92,31 +116,53 @@ def get_release(
     session: SessionDep,
     format: Format = "json",
 ) -> Any:
-    """A release whole; as CSV, one file with a leading `table` column."""
+    """A release whole; as CSV, one file with a leading `table` column; as HTML, one
+    self-contained page with each table, its chart and its scope (§10)."""
     found = publication.get_release(
         session, principal=principal, survey_id=compiled.definition.id, release_id=release
     )
     if format == "csv":
         return _csv(render.release_lines(found), found.id)
+    if format == "html":
+        page = reports.render_report(
+            title=found.title,
+            subtitle=f"Release {found.id} of survey {compiled.definition.id}, "
+            f"{found.n_responses} responses, small cells suppressed (K = {found.min_cell})",
+            tables_=reports.release_tables(
+                compiled,
+                tables_=found.tables,
+                published_at=found.published_at,
+                min_cell=found.min_cell,
+            ),
+            generated_at=found.published_at,
+        )
+        return HTMLResponse(page)
     return render.release_body(found)
 
 
-@router.get("/{release}/tables/{table}", responses=CSV_DOC)
+@router.get("/{release}/tables/{table}", responses=TABLE_DOC)
 def get_release_table(
     compiled: CompiledSurveyDep,
     release: ReleaseId,
     table: TableId,
     principal: PrincipalDep,
     session: SessionDep,
-    format: Format = "json",
+    format: TableFormat = "json",
 ) -> dict[str, Any]:
-    """One table of a release: its request and its §7.1-7.3 body, as published."""
+    """One table of a release: its request and its §7.1-7.3 body, as published; or its
+    chart."""
     found = publication.get_release(
         session, principal=principal, survey_id=compiled.definition.id, release_id=release
     )
     body = render.table_body(found, table)
     if format == "csv":
         return _csv(render.table_lines(body), f"{found.id}-{table}")  # type: ignore[return-value]
+    if format in charts.CHART_FORMATS:
+        question = compiled.questions.get(body["question"])
+        content, media_type = charts.chart(
+            body["kind"], body, format, title=question.text if question else None
+        )
+        return Response(content, media_type=media_type)  # type: ignore[return-value]
     return body
 
 

@@ -90,4 +90,5 @@ class ReleasePublic(BaseModel):
     audit: AuditSummary | None = Field(None, description="only in the answer to publication")
 
 
-ReleaseFormat = Literal["json", "csv"]
+ReleaseFormat = Literal["json", "csv", "html"]  # a release whole
+ReleaseTableFormat = Literal["json", "csv", "svg", "png", "vega"]  # one of its tables

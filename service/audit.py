@@ -55,6 +55,7 @@ class Action(StrEnum):
     release_publish = "release.publish"
     release_withdraw = "release.withdraw"
     export_read = "export.read"
+    project_import = "project.import"
 
 
 @dataclass(frozen=True)

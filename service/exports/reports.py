@@ -282,3 +282,47 @@ def report_tables(
             )
         )
     return found
+
+
+# --- releases ------------------------------------------------------------------------------
+
+
+def _release_scope(
+    compiled: CompiledSurvey, table: Mapping[str, Any], min_cell: int
+) -> ReportScope:
+    definition = compiled.definition
+    sites, waves = table.get("site"), table.get("wave")
+    filters = [f"{qid} = {' or '.join(values)}" for qid, values in (table.get("q") or {}).items()]
+    return ReportScope(
+        sites=[s.name for s in definition.sites if not sites or s.id in sites],
+        waves=[w.name for w in definition.waves if not waves or w.id in waves],
+        filters=filters,
+        by=table.get("by"),
+        min_cell=min_cell,
+    )
+
+
+def release_tables(
+    compiled: CompiledSurvey,
+    *,
+    tables_: Sequence[Mapping[str, Any]],
+    published_at: datetime,
+    min_cell: int,
+    lang: str | None = None,
+) -> list[ReportTable]:
+    """A release's stored tables as report tables: the figures as published, never live
+    ones; each computed at the release's publication."""
+    found = []
+    for table in tables_:
+        question = compiled.questions.get(table["question"])
+        found.append(
+            ReportTable(
+                kind=table["kind"],
+                question=table["question"],
+                title=text(question.text, lang) if question is not None else table["question"],
+                body=table,
+                computed_at=published_at,
+                scope=_release_scope(compiled, table, min_cell),
+            )
+        )
+    return found

@@ -137,6 +137,30 @@ def test_key_changes_are_recorded(client: TestClient, admin: dict[str, str]) -> 
     ]
 
 
+def test_release_changes_are_recorded(
+    client: TestClient, admin: dict[str, str], survey: dict[str, Any]
+) -> None:
+    release = {
+        "id": "r1",
+        "title": "Roles",
+        "tables": [{"id": "roles", "kind": "composition", "question": "role"}],
+    }
+    url = "/v1/surveys/trust/releases"
+    assert client.post(url, json=release, headers=admin).status_code == 201
+    assert client.post(url, json=release, headers=admin).status_code == 409
+    assert client.delete(f"{url}/r1", headers=admin).status_code == 204
+    got = [
+        (r["action"], r["survey"], r["target"], r["status"])
+        for r in records(client, admin)
+        if r["action"].startswith("release.")
+    ]
+    assert got == [
+        ("release.publish", "trust", "r1", 201),
+        ("release.publish", "trust", "r1", 409),
+        ("release.withdraw", "trust", "r1", 204),
+    ]
+
+
 def test_filters_and_pages(
     client: TestClient, admin: dict[str, str], make_key: MakeKey, survey: dict[str, Any]
 ) -> None:
@@ -225,6 +249,7 @@ def test_every_write_and_every_read_of_answers_is_audited(client: TestClient) ->
         "coding_queue",
         "coder_discrepancies",
         "export_project_qdpx",
+        "export_responses",
         "list_audit",
     }
     assert reads_of_answers <= set(AUDITED)
