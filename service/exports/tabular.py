@@ -16,6 +16,8 @@ formats' own datetimes, and no answer is system-missing (an empty string for str
 which neither format can mark as missing).
 """
 
+from __future__ import annotations
+
 import csv
 import io
 import itertools
@@ -23,16 +25,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyreadstat
-import xlsxwriter
+from typing import TYPE_CHECKING, Any
 
 from schemas.codebooks import CodebookPublic
 from service.exports import dtafile, savfile
 from service.exports.columns import Cell, Column, Row
+
+if TYPE_CHECKING:  # imported where used: they would slow every process's start
+    import pandas as pd
 
 XLSX_MAX_STRING = 32767
 DTA_MAX_LABEL = 80
@@ -118,6 +118,8 @@ def write_xlsx(
     rows: Iterable[Row],
     codebooks: Iterable[CodebookPublic],
 ) -> None:
+    import xlsxwriter
+
     workbook = xlsxwriter.Workbook(
         str(path), {"constant_memory": True, "strings_to_numbers": False}
     )
@@ -211,6 +213,9 @@ def _frame(
     object array per column; repeated short strings (site, wave, status) are shared.
     With `widths`, the first value of each string column is blank-padded to its width in
     bytes, so that every chunk of a `.sav` declares the same widths."""
+    import numpy as np
+    import pandas as pd
+
     numeric = [j for j, c in enumerate(cols) if c.type in NUMERIC]
     moments = [j for j, c in enumerate(cols) if c.type == "datetime"]
     strings = [j for j, c in enumerate(cols) if c.type not in NUMERIC and c.type != "datetime"]
@@ -296,6 +301,8 @@ def write_sav(
 ) -> None:
     """The `.sav` in chunks of `chunk` responses (see `savfile`): two passes over `rows`
     (a function that reads them afresh), the first for the string widths."""
+    import pyreadstat
+
     size = chunk or savfile.CHUNK
     names = [c.sav_name for c in cols]
     widths = string_widths(cols, rows())
@@ -338,6 +345,8 @@ def write_dta(
 ) -> None:
     """The `.dta` in chunks of `chunk` responses (see `dtafile`), or whole when a string is
     too long for Stata's `str#` (then memory grows with the study)."""
+    import pyreadstat
+
     names = [c.dta_name for c in cols]
     options: dict[str, Any] = {
         "file_label": title[:DTA_MAX_LABEL],
