@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import schemas.codebooks
 import schemas.codings
+import schemas.events
 import schemas.keys
 import schemas.responses
 import schemas.stats

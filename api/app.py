@@ -1,6 +1,8 @@
 """The application factory: the CLI, the tests and the OpenAPI script all build the app
 here, each with its own settings."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +15,7 @@ from api import (
     agreement,
     codebooks,
     codings,
+    events,
     keys,
     ops,
     problems,
@@ -24,6 +27,8 @@ from api import (
 )
 from api.middleware import RequestContext
 from service.database import Database
+from service.events.delivery import Dispatcher
+from service.events.wakeup import Wakeup
 from service.settings import Settings, get_settings
 from service.submissions import GroupCommit
 
@@ -41,10 +46,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     settings = settings or get_settings()
     database = database or Database(settings)
 
+    wakeup = Wakeup(settings.database_url)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        database.dispose()
+        wakeup.start()
+        dispatcher = None
+        if settings.webhook_dispatch:
+            dispatcher = asyncio.ensure_future(Dispatcher(database, settings, wakeup).run())
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                dispatcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatcher
+            wakeup.stop()
+            database.dispose()
 
     app = FastAPI(
         title="hearme",
@@ -56,6 +74,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.database = database
     app.state.group_commit = GroupCommit(database)
+    app.state.wakeup = wakeup
     problems.install(app)
     routers = (
         surveys,
@@ -66,6 +85,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         suggestions,
         agreement,
         refi,
+        events,
         keys,
         ops,
     )

@@ -14,7 +14,7 @@ from schemas.keys import Role
 from schemas.responses import Response, SubmissionIn
 from schemas.surveys import Survey, SurveyDefinition
 from service.coding.codebooks import put_codebook
-from service.coding.outcome import outcome, set_outcome
+from service.coding.outcome import announce, outcome, set_outcome
 from service.errors import Invalid
 from service.keys import Principal
 from service.responses import check_submission, store_responses
@@ -120,6 +120,9 @@ def _code_answers(
         status, effective = outcome([frozenset(c.a), frozenset(c.b)], agreed)
         response = responses[response_pks[c.index]]
         set_outcome(
+            session, response=response, question_id=question_id, status=status, effective=effective
+        )
+        announce(
             session, response=response, question_id=question_id, status=status, effective=effective
         )
 

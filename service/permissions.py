@@ -30,6 +30,8 @@ class Action(StrEnum):
     export_projects = "export_projects"
     read_statistics = "read_statistics"
     manage_keys = "manage_keys"
+    read_events = "read_events"
+    manage_webhooks = "manage_webhooks"  # one's own webhooks; an admin sees every one
 
 
 _ADMIN = Role.admin
@@ -52,6 +54,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.export_projects: frozenset({_ADMIN, _EVALUATOR}),
     Action.read_statistics: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
     Action.manage_keys: frozenset({_ADMIN}),
+    Action.read_events: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
+    Action.manage_webhooks: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
 }
 
 

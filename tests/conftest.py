@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 
 import schemas.codebooks
 import schemas.codings
+import schemas.events
 import schemas.keys
 import schemas.responses
 import schemas.stats
