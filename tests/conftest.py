@@ -128,8 +128,14 @@ def db_url(request: pytest.FixtureRequest, _migrated: Callable[[str], str]) -> I
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url)
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    # No webhook dispatcher in the app unless a test asks for one (tests/api/test_webhooks):
+    # a webhook made elsewhere (the role matrix) must never send traffic anywhere.
+    return Settings(
+        database_url=db_url,
+        webhook_dispatch=False,
+        secret_key_file=str(tmp_path / "hearme-secret.key"),
+    )
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def _notify_local() -> None:
 _SCRUB = (
     update(_EVENTS)
     .where(
-        col(Event.response_id) == bindparam("response_id"),
+        col(Event.response_id) == bindparam("b_response_id"),
         col(Event.type) == EventType.response_created.value,
     )
     .values(data=bindparam("scrubbed"))
@@ -161,7 +161,7 @@ def scrub_response(session: Session, *, response_id: str) -> None:
     """An erased response's `response.created` keeps its place in the feed, but its data
     becomes `{"id", "erased": true}`. Deliveries read the event when they are sent, so
     pending ones carry the scrubbed body too."""
-    session.execute(_SCRUB, {"response_id": response_id, "scrubbed": _scrubbed(response_id)})
+    session.execute(_SCRUB, {"b_response_id": response_id, "scrubbed": _scrubbed(response_id)})
 
 
 def _scrubbed(response_id: str) -> dict[str, Any]:
