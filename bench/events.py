@@ -9,7 +9,10 @@ For each engine (SQLite, PostgreSQL), on 127.0.0.1:
   3. delivery latency: arrival at the receiver minus the event's `occurred_at` (taken in
      the committing transaction just before COMMIT), p50/p99 over every delivery made
      during the load (the same machine's clock on both sides);
-  4. the feed: every event read back through `GET /v1/events?limit=1000`, events/s.
+  4. the server process's CPU time per stored submission, with and without the webhook
+     (the webhook's includes draining its backlog after the load): on a machine that
+     other work keeps busy, the CPU ratio is steadier than the throughput ratio;
+  5. the feed: every event read back through `GET /v1/events?limit=1000`, events/s.
 
     .venv/bin/python bench/events.py [--seconds 15] [--rounds 2] [--connections 16]
 
@@ -36,6 +39,7 @@ from submit import (  # bench/submit.py, beside this script
     PATH,
     SURVEY,
     bodies,
+    cpu_seconds,
     env_for,
     free_port,
     hearme_command,
@@ -99,8 +103,8 @@ end
 """
 
 
-def wrk(base_url: str, script: Path, seconds: int, connections: int) -> float:
-    """Submissions per second (2xx only) over `seconds`."""
+def wrk(base_url: str, script: Path, seconds: int, connections: int) -> tuple[float, int]:
+    """Submissions per second (2xx only) over `seconds`, and how many."""
     done = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base_url + PATH],
         capture_output=True,
@@ -113,8 +117,7 @@ def wrk(base_url: str, script: Path, seconds: int, connections: int) -> float:
     for line in out.splitlines():
         if "Non-2xx" in line:
             non2xx = int(line.split(":")[1])
-    elapsed = seconds
-    return (requests - non2xx) / elapsed
+    return (requests - non2xx) / seconds, requests - non2xx
 
 
 def occurred(value: str) -> float:
@@ -152,13 +155,15 @@ def run_engine(engine: str, url: str, args: argparse.Namespace, workdir: Path) -
     receiver.start()
     parent.recv()
     rows: dict[str, list[float]] = {"none": [], "webhook": []}
+    cpu: dict[str, list[float]] = {"none": [], "webhook": []}
     latencies: list[float] = []
     try:
-        with serve(command, env, workdir / f"{engine}.log", port):
+        with serve(command, env, workdir / f"{engine}.log", port) as pid:
             base = f"http://127.0.0.1:{port}"
             auth = {"Authorization": f"Bearer {admin}"}
             httpx.post(f"{base}/v1/surveys", json=SURVEY, headers=auth).raise_for_status()
             wrk(base, script, 3, args.connections)  # warm-up
+            time.sleep(1)
             hook_id = None
             for _ in range(args.rounds):
                 for mode in ("none", "webhook"):
@@ -170,9 +175,13 @@ def run_engine(engine: str, url: str, args: argparse.Namespace, workdir: Path) -
                         )
                         made.raise_for_status()
                         hook_id = made.json()["id"]
-                    rows[mode].append(wrk(base, script, args.seconds, args.connections))
+                    before = cpu_seconds([pid])
+                    rate, stored = wrk(base, script, args.seconds, args.connections)
+                    rows[mode].append(rate)
                     if hook_id is not None:
-                        time.sleep(3)  # let the backlog drain before the next round
+                        time.sleep(3)  # the backlog drains: its CPU counts
+                    cpu[mode].append((cpu_seconds([pid]) - before) / stored * 1000)
+                    if hook_id is not None:
                         parent.send("take")
                         arrivals = parent.recv()
                         latencies += [at - occurred(o) for at, o in arrivals]
@@ -200,6 +209,8 @@ def run_engine(engine: str, url: str, args: argparse.Namespace, workdir: Path) -
         "none": rows["none"],
         "webhook": rows["webhook"],
         "ratio": statistics.mean(rows["webhook"]) / base_rate,
+        "cpu_none": statistics.mean(cpu["none"]),
+        "cpu_webhook": statistics.mean(cpu["webhook"]),
         "deliveries": len(latencies),
         "p50_ms": pct(latencies, 0.5) * 1000,
         "p99_ms": pct(latencies, 0.99) * 1000,
@@ -227,12 +238,14 @@ def main() -> None:
             results.append(run_engine(engine, url, args, workdir))
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     header = "engine       submit/s none      submit/s webhook   webhook/none"
-    print(header + "  deliveries  p50 ms  p99 ms  feed events/s")
+    print(header + "  CPU ms/submit none  webhook  ratio  deliveries  p50 ms  p99 ms  feed ev/s")
     for r in results:
         none = "/".join(f"{v:.0f}" for v in r["none"])
         hook = "/".join(f"{v:.0f}" for v in r["webhook"])
         print(
             f"{r['engine']:<12} {none:<17} {hook:<18} {r['ratio']:>12.2f}"
+            f"  {r['cpu_none']:>18.2f}  {r['cpu_webhook']:>7.2f}"
+            f"  {r['cpu_webhook'] / r['cpu_none']:>5.2f}"
             f"  {r['deliveries']:>10}  {r['p50_ms']:>6.1f}  {r['p99_ms']:>6.1f}"
             f"  {r['feed_per_s']:>9.0f} ({r['feed_events']} events)"
         )

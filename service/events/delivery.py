@@ -25,7 +25,8 @@ Each process runs one `Dispatcher` task in its event loop. A turn of it:
    `HEARME_WEBHOOK_TIMEOUT`. At most `MAX_IN_FLIGHT` attempts run per process and
    `PER_WEBHOOK` per webhook, so a slow or dead receiver holds a few slots, never the
    others' and never a submission's (sends hold no database connection).
-4. **Record.** Results are written in one transaction per turn: `delivered`; or, after
+4. **Record.** Results are written with the next turn's fan-out and claim (one write
+   transaction per turn, turns at least `BATCH_DELAY` apart while busy): `delivered`; or, after
    a failure, the next delay of the retry schedule (jittered by up to 10% either way);
    or `failed` once the schedule is spent. A result only lands if the row is still at the
    attempt it reports (a lapsed lease's late answer changes nothing).
@@ -67,6 +68,7 @@ LEASE_MARGIN = 5.0
 PRUNE_EVERY = 300.0
 PRUNE_BATCHES = 20
 IDLE_POLL = 5.0
+BATCH_DELAY = 0.05
 
 
 @dataclass(frozen=True)
@@ -178,71 +180,113 @@ def fan_out(session: Session) -> int:
     return queued
 
 
+_CLAIM = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.pk == bindparam("b_pk"))
+    .values(
+        attempts=bindparam("b_attempts"),
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        last_error=bindparam("b_error"),
+    )
+)
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+
+def _body(event: Any) -> bytes:
+    """The event as the feed shows it (`feed.to_public`), serialised directly."""
+    return orjson.dumps(
+        {
+            "id": event.id,
+            "type": event.type,
+            "survey": event.survey_id,
+            "site": event.site,
+            "wave": event.wave,
+            "occurred_at": event.occurred_at,
+            "data": event.data,
+        },
+        option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC,
+    )
+
+
 def claim(
     session: Session, *, key: bytes, limit: int, busy: dict[int, int], lease: float
 ) -> list[Claimed]:
     """Claim up to `limit` due attempts (at most `PER_WEBHOOK` in flight per webhook,
     counting `busy`, this process's attempts in flight)."""
     now = utcnow()
+    d = _DELIVERIES.c
     query = (
-        select(WebhookDelivery, col(Webhook.url), col(Webhook.secret_nonce))
-        .join(Webhook, col(Webhook.pk) == col(WebhookDelivery.webhook_pk))
+        select(
+            d.pk,
+            d.webhook_pk,
+            d.event_pk,
+            d.event_id,
+            d.attempts,
+            d.step,
+            d.last_error,
+            col(Webhook.url),
+            col(Webhook.secret_nonce),
+        )
+        .join(Webhook, col(Webhook.pk) == d.webhook_pk)
         .join(ApiKey, col(ApiKey.id) == col(Webhook.owner_key_id))
         .where(
-            col(WebhookDelivery.status) == DeliveryStatus.pending.value,
-            col(WebhookDelivery.next_attempt_at) <= now,
+            d.status == DeliveryStatus.pending.value,
+            d.next_attempt_at <= now,
             col(ApiKey.revoked_at).is_(None),
         )
-        .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.pk))
+        .order_by(d.next_attempt_at, d.pk)
         .limit(limit * 2)
-        .with_for_update(skip_locked=True, of=WebhookDelivery)
+        .with_for_update(skip_locked=True, of=_DELIVERIES)
     )
     full = [pk for pk, n in busy.items() if n >= PER_WEBHOOK]
     if full:
-        query = query.where(col(WebhookDelivery.webhook_pk).not_in(full))
+        query = query.where(d.webhook_pk.not_in(full))
     counts = dict(busy)
-    chosen: list[tuple[WebhookDelivery, str, str]] = []
-    for row, url, nonce in session.execute(query).all():
+    chosen: list[Any] = []
+    for row in session.execute(query).all():
         if len(chosen) >= limit:
             break
         if counts.get(row.webhook_pk, 0) >= PER_WEBHOOK:
             continue
         counts[row.webhook_pk] = counts.get(row.webhook_pk, 0) + 1
-        chosen.append((row, url, nonce))
+        chosen.append(row)
     if not chosen:
         return []
     events = {
         e.pk: e
         for e in session.execute(
-            select(Event).where(col(Event.pk).in_([row.event_pk for row, _, _ in chosen]))
-        ).scalars()
+            select(_EVENTS).where(_EVENTS.c.pk.in_([row.event_pk for row in chosen]))
+        ).all()
     }
     lease_until = now + timedelta(seconds=lease)
-    claimed = []
-    for row, url, nonce in chosen:
+    claimed, updates = [], []
+    for row in chosen:
         event = events.get(row.event_pk)
-        row.attempts += 1
-        if event is None:  # pruned past retention while pending
-            row.status = DeliveryStatus.failed.value
-            row.last_error = "the event is past its retention"
-        else:
-            row.next_attempt_at = lease_until
-            body = orjson.dumps(feed.to_public(event).model_dump(mode="json"))
-            assert row.pk is not None
+        gone = event is None  # pruned past its retention while pending
+        updates.append(
+            {
+                "b_pk": row.pk,
+                "b_attempts": row.attempts + 1,
+                "b_status": (DeliveryStatus.failed if gone else DeliveryStatus.pending).value,
+                "b_next": now if gone else lease_until,
+                "b_error": "the event is past its retention" if gone else row.last_error,
+            }
+        )
+        if event is not None:
             claimed.append(
                 Claimed(
                     row.pk,
-                    row.attempts,
+                    row.attempts + 1,
                     row.step,
                     row.webhook_pk,
-                    url,
-                    secrets.webhook_secret(key, nonce),
+                    row.url,
+                    secrets.webhook_secret(key, row.secret_nonce),
                     row.event_id,
-                    body,
+                    _body(event),
                 )
             )
-        session.add(row)
-    session.flush()
+    session.execute(_CLAIM, updates)
     return claimed
 
 
@@ -299,6 +343,23 @@ def record(session: Session, results: list[Result], *, schedule: list[int]) -> N
         session.execute(_RECORD, rows)
 
 
+def step(
+    session: Session,
+    *,
+    results: list[Result],
+    schedule: list[int],
+    key: bytes,
+    limit: int,
+    busy: dict[int, int],
+    lease: float,
+) -> list[Claimed]:
+    """A dispatcher's write work in one transaction: record the finished attempts, fan
+    out new events, claim due attempts."""
+    record(session, results, schedule=schedule)
+    fan_out(session)
+    return claim(session, key=key, limit=limit, busy=busy, lease=lease) if limit > 0 else []
+
+
 class Dispatcher:
     """The delivery loop of one process (see the module's docstring)."""
 
@@ -316,6 +377,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._signers: dict[str, Signer] = {}
         self._last_prune = 0.0
+        self._was_busy = False
 
     async def run(self) -> None:
         self._kick = asyncio.Event()
@@ -351,31 +413,31 @@ class Dispatcher:
         self._kick.clear()
 
     async def _turn(self, client: http.Client) -> bool:
-        """One turn; True if it did something (so the next turn comes at once)."""
-        did = False
-        if self._results:
-            results, self._results = self._results, []
-            await self.database.run(record, results, schedule=self.schedule, write=True)
-            did = True
+        """One turn; True if it did something (the next turn then follows after
+        `BATCH_DELAY`, so that under load each transaction carries a batch)."""
         await self._maybe_prune()
-        behind, due = await self.database.run(work_waiting, write=False)
-        if behind:
-            did = await self.database.run(fan_out, write=True) > 0 or did
-            due = True
+        results, self._results = self._results, []
+        if not results and not self._was_busy:
+            behind, due = await self.database.run(work_waiting, write=False)
+            if not (behind or due):
+                return False
         free = MAX_IN_FLIGHT - self._in_flight
-        if due and free > 0:
-            claimed = await self.database.run(
-                claim,
-                write=True,
-                key=self.key,
-                limit=free,
-                busy=dict(self._busy),
-                lease=self.timeout + LEASE_MARGIN,
-            )
-            for attempt in claimed:
-                self._start(client, attempt)
-            did = did or bool(claimed)
-        return did
+        claimed = await self.database.run(
+            step,
+            write=True,
+            results=results,
+            schedule=self.schedule,
+            key=self.key,
+            limit=free,
+            busy=dict(self._busy),
+            lease=self.timeout + LEASE_MARGIN,
+        )
+        for attempt in claimed:
+            self._start(client, attempt)
+        self._was_busy = bool(results or claimed)
+        if self._was_busy:
+            await asyncio.sleep(BATCH_DELAY)
+        return self._was_busy
 
     async def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < PRUNE_EVERY:

@@ -282,3 +282,23 @@ def test_bad_webhook_bodies_are_422(client: TestClient, admin: Headers) -> None:
     ]
     for body, loc in cases:
         assert_problem(client.post("/v1/webhooks", json=body, headers=admin), 422, loc)
+
+
+def test_a_slow_receiver_does_not_hold_up_another_or_the_submissions(
+    hooks: TestClient, admin_key: Headers, trust: None, sink: Receiver
+) -> None:
+    with receiver() as slow:
+        slow.answer = lambda n: (200, 3.0)  # past the 1 s time-out, every time
+        subscribe(hooks, admin_key, slow.url, ["response.created"])
+        subscribe(hooks, admin_key, sink.url, ["response.created"])
+        started = time.monotonic()
+        for _ in range(10):
+            created = hooks.post(
+                "/v1/surveys/trust/responses", json=submission(), headers=admin_key
+            )
+            assert created.status_code == 201
+        submitted = time.monotonic() - started
+        got = sink.wait_for(10, timeout=10)
+        assert got[-1].at - started < 3.0  # the fast receiver was not kept waiting
+        assert submitted < 3.0
+        assert len(slow.received()) >= 1
