@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, NonNegativeInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The delays after each failed delivery (Standard Webhooks' schedule): 8 attempts over
@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, min_length=16)
     secret_key_file: str = "./hearme-secret.key"  # noqa: S105  (a path, made when missing)
     webhook_timeout: float = Field(default=10.0, gt=0, le=120)
-    webhook_retry_schedule: Annotated[list[int], NoDecode] = Field(
+    webhook_retry_schedule: Annotated[list[NonNegativeInt], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )
     webhook_allow_private: bool = False
