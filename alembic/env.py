@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 import schemas.audit
 import schemas.codebooks
 import schemas.codings
+import schemas.events
 import schemas.keys
 import schemas.releases
 import schemas.responses

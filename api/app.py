@@ -1,6 +1,8 @@
 """The application factory: the CLI, the tests and the OpenAPI script all build the app
 here, each with its own settings."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +16,7 @@ from api import (
     audit,
     codebooks,
     codings,
+    events,
     exports,
     keys,
     ops,
@@ -31,6 +34,8 @@ from api.limits import RateLimits
 from api.middleware import RequestContext
 from api.security import SecurityHeaders
 from service.database import Database
+from service.events.delivery import Dispatcher
+from service.events.wakeup import Wakeup
 from service.settings import Settings, get_settings
 from service.submissions import GroupCommit
 
@@ -48,10 +53,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     settings = settings or get_settings()
     database = database or Database(settings)
 
+    wakeup = Wakeup(settings.database_url)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        database.dispose()
+        wakeup.start()
+        dispatcher = None
+        if settings.webhook_dispatch:
+            dispatcher = asyncio.ensure_future(Dispatcher(database, settings, wakeup).run())
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                dispatcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatcher
+            wakeup.stop()
+            database.dispose()
 
     app = FastAPI(
         title="hearme",
@@ -67,6 +85,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.database = database
     app.state.group_commit = GroupCommit(database)
     app.state.rate_limits = RateLimits(settings)
+    app.state.wakeup = wakeup
     problems.install(app)
     routers = (
         surveys,
@@ -80,6 +99,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         refi,
         exports,
         reports,
+        events,
         keys,
         audit,
         ops,

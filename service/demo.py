@@ -15,7 +15,7 @@ from schemas.releases import Release, ReleaseIn
 from schemas.responses import Response, SubmissionIn
 from schemas.surveys import Survey, SurveyDefinition
 from service.coding.codebooks import put_codebook
-from service.coding.outcome import outcome, set_outcome
+from service.coding.outcome import announce, outcome, set_outcome
 from service.errors import Invalid
 from service.keys import Principal
 from service.releases.publication import publish
@@ -134,6 +134,9 @@ def _code_answers(
         status, effective = outcome([frozenset(c.a), frozenset(c.b)], agreed)
         response = responses[response_pks[c.index]]
         set_outcome(
+            session, response=response, question_id=question_id, status=status, effective=effective
+        )
+        announce(
             session, response=response, question_id=question_id, status=status, effective=effective
         )
 

@@ -36,6 +36,8 @@ class Action(StrEnum):
     publish_releases = "publish_releases"
     read_releases = "read_releases"
     withdraw_releases = "withdraw_releases"
+    read_events = "read_events"
+    manage_webhooks = "manage_webhooks"  # one's own webhooks; an admin sees every one
 
 
 _ADMIN = Role.admin
@@ -64,6 +66,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.publish_releases: frozenset({_ADMIN, _EVALUATOR}),
     Action.read_releases: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
     Action.withdraw_releases: frozenset({_ADMIN}),
+    Action.read_events: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
+    Action.manage_webhooks: frozenset({_ADMIN, _EVALUATOR, Role.reader}),
 }
 
 

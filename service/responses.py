@@ -14,6 +14,7 @@ from schemas.responses import Answer, Response, ResponsePublic, SubmissionIn
 from schemas.surveys import Survey, Wave
 from service.answers import answer_rows
 from service.errors import FieldProblem, Forbidden, NotFound
+from service.events import outbox
 from service.ids import new_id
 from service.keys import Principal
 from service.pagination import decode_pk_cursor, encode_cursor
@@ -115,8 +116,9 @@ def store_validated(
     session: Session, compiled: CompiledSurvey, items: Sequence[Validated]
 ) -> list[tuple[int, dict[str, Any]]]:
     """Insert validated submissions of one survey and their answer rows in two multi-row
-    statements, and count them in the cells with one more; returns each stored row's
-    primary key and values."""
+    statements, and count them in the cells with one more, recording a `response.created`
+    event for each (live, batched and imported alike); returns each stored row's primary
+    key and values."""
     values: list[dict[str, Any]] = [
         {
             "id": new_id(),
@@ -146,7 +148,9 @@ def store_validated(
     if rows:
         session.execute(_INSERT_ANSWERS, rows)
     cells.apply(session, compiled, sign=1, response_pks=list(keys), sources=ANSWER_SOURCES)
-    return list(zip(keys, values, strict=True))
+    stored = list(zip(keys, values, strict=True))
+    outbox.response_created(session, (to_public(Response(pk=pk, **v)) for pk, v in stored))
+    return stored
 
 
 def request_hash(data: SubmissionIn) -> str:

@@ -3,8 +3,12 @@
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, NonNegativeInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The delays after each failed delivery (Standard Webhooks' schedule): 8 attempts over
+# 27.6 hours, each delay jittered by up to 10% either way.
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
 class Settings(BaseSettings):
@@ -33,6 +37,16 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(default=20, ge=1)
     rate_limit_storage: str = "memory://"
     audit_retention_days: int = Field(default=365, ge=1)
+    # Events and webhooks (contract §9; service/events/).
+    event_retention_days: int = Field(default=90, ge=1)
+    secret_key: str | None = Field(default=None, min_length=16)
+    secret_key_file: str = "./hearme-secret.key"  # noqa: S105  (a path, made when missing)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_schedule: Annotated[list[NonNegativeInt], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
+    )
+    webhook_allow_private: bool = False
+    webhook_dispatch: bool = True
     # prometheus_client's own variable: set by `hearme serve --workers N` so that the
     # metrics of every worker process are summed.
     prometheus_multiproc_dir: str | None = Field(
@@ -45,6 +59,14 @@ class Settings(BaseSettings):
         """The environment gives origins as one comma-separated string."""
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """Comma-separated seconds to wait after each failed attempt."""
+        if isinstance(value, str):
+            return [int(v.strip()) for v in value.split(",") if v.strip()]
         return value
 
 

@@ -4,10 +4,12 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from schemas.base import utcnow
+from schemas.events import EventType
 from schemas.responses import Response
 from schemas.surveys import Survey, SurveyDefinition, SurveyPublic
 from service.answers import rewrite_answer_rows
 from service.errors import Conflict, NotFound
+from service.events import outbox
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
 from service.permissions import Action, require
@@ -36,6 +38,7 @@ def create_survey(session: Session, *, principal: Principal, data: SurveyDefinit
     survey = Survey(id=data.id, title=data.title, definition=data.model_dump(mode="json"))
     session.add(survey)
     session.flush()
+    outbox.emit(session, type=EventType.survey_created, survey=data.id, data={"id": data.id})
     return survey
 
 
@@ -57,6 +60,7 @@ def replace_survey(
     survey.updated_at = utcnow()
     session.add(survey)
     session.flush()
+    outbox.emit(session, type=EventType.survey_changed, survey=survey_id, data={"id": survey_id})
     return survey
 
 

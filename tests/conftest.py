@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 import schemas.audit
 import schemas.codebooks
 import schemas.codings
+import schemas.events
 import schemas.keys
 import schemas.releases
 import schemas.responses
@@ -129,9 +130,16 @@ def db_url(request: pytest.FixtureRequest, _migrated: Callable[[str], str]) -> I
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
+def settings(db_url: str, tmp_path: Path) -> Settings:
     # The role matrix makes far more than 20 failed authentications a minute on purpose.
-    return Settings(database_url=db_url, auth_failure_limit=100_000)
+    # No webhook dispatcher in the app unless a test asks for one (tests/api/test_webhooks):
+    # a webhook made elsewhere (the role matrix) must never send traffic anywhere.
+    return Settings(
+        database_url=db_url,
+        auth_failure_limit=100_000,
+        webhook_dispatch=False,
+        secret_key_file=str(tmp_path / "hearme-secret.key"),
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from schemas.codebooks import (
     ThemeIn,
 )
 from schemas.codings import CodingCategory
+from schemas.events import EventType
 from service.errors import Conflict, NotFound, invalid_field
+from service.events import outbox
 from service.keys import Principal
 from service.permissions import Action, require
 from service.stats import cells
@@ -193,6 +195,12 @@ def put_codebook(
     themes_after = {c.id: t.id for t in data.themes for c in t.categories}
     if any(themes_after.get(c, t) != t for c, t in themes_before.items()):
         cells.rebuild_themes(session, compiled, question_id=question_id)
+    outbox.emit(
+        session,
+        type=EventType.codebook_changed,
+        survey=survey_id,
+        data={"question": question_id},
+    )
     return _public(session, codebook)
 
 

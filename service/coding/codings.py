@@ -24,7 +24,7 @@ from schemas.codings import (
 from schemas.keys import Role
 from schemas.responses import Answer, Response
 from service.coding.codebooks import category_ids, codebook_row
-from service.coding.outcome import outcome, set_outcome
+from service.coding.outcome import announce, outcome, set_outcome
 from service.errors import FieldProblem, Invalid, NotFound, invalid_field
 from service.keys import Principal
 from service.pagination import decode_pk_cursor, encode_cursor
@@ -142,7 +142,8 @@ def store_consensus(
 
 
 def recompute_outcome(session: Session, *, response: Response, question_id: str) -> None:
-    """Derive the answer's status and effective set from its codings and consensus."""
+    """Derive the answer's status and effective set from its codings and consensus, and
+    announce them (`coding.changed`): called after every coding or consensus write."""
     sets = [
         frozenset(c)
         for c in session.execute(
@@ -158,6 +159,9 @@ def recompute_outcome(session: Session, *, response: Response, question_id: str)
     ).scalar()
     status, effective = outcome(sets, None if agreed is None else frozenset(agreed))
     set_outcome(
+        session, response=response, question_id=question_id, status=status, effective=effective
+    )
+    announce(
         session, response=response, question_id=question_id, status=status, effective=effective
     )
 

@@ -12,7 +12,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session, col
 
 from schemas.codings import CodingOutcome, CodingStatus, EffectiveCategory
+from schemas.events import EventType
 from schemas.responses import Response
+from service.events import outbox
 from service.stats import cells
 from service.surveys import load_compiled
 from service.validation import CompiledSurvey
@@ -128,4 +130,29 @@ def _count(
         response_pks=[pk],
         sources=cells.CODED_SOURCES,
         coded_questions=[question_id],
+    )
+
+
+def announce(
+    session: Session,
+    *,
+    response: Response,
+    question_id: str,
+    status: CodingStatus,
+    effective: list[str] | None,
+) -> None:
+    """The `coding.changed` event of a coding or consensus written to an answer."""
+    outbox.emit(
+        session,
+        type=EventType.coding_changed,
+        survey=response.survey_id,
+        site=response.site,
+        wave=response.wave,
+        response_id=response.id,
+        data={
+            "response_id": response.id,
+            "question": question_id,
+            "status": status.value,
+            "effective": effective,
+        },
     )

@@ -8,10 +8,11 @@ chart only so that those libraries do not slow every process's start.
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-ChartKind = Literal["composition", "likert", "themes", "compare"]
-ImageFormat = Literal["svg", "png"]
+from service.exports.kinds import ChartKind, ImageFormat
+
+__all__ = ["CHART_CONTENT", "CHART_FORMATS", "ChartKind", "ImageFormat", "chart", "chart_spec"]
 
 
 CHART_FORMATS = ("svg", "png", "vega")

@@ -24,8 +24,8 @@ from typing import Any
 import altair as alt
 import vl_convert
 
-from service.exports.charts import ChartKind, ImageFormat
 from service.exports.columns import text
+from service.exports.kinds import ChartKind, ImageFormat
 
 VEGA_LITE = "5.20"  # the schema Altair 5 writes, and the one vl-convert renders it with
 WIDTH = 420

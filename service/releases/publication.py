@@ -25,10 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from schemas.base import utcnow
+from schemas.events import EventType
 from schemas.releases import AuditSummary, Release, ReleaseIn, ReleaseTableIn
 from schemas.surveys import Question
 from service.coding.codebooks import codebook_of
 from service.errors import Conflict, FieldProblem, Gone, Invalid, NotFound
+from service.events import outbox
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
 from service.permissions import Action, require
@@ -265,6 +267,12 @@ def publish(
         session.flush()
     except IntegrityError as exc:
         raise Conflict(f"survey {survey_id!r} already has a release {data.id!r}") from exc
+    outbox.emit(
+        session,
+        type=EventType.release_published,
+        survey=survey_id,
+        data={"id": release.id, "title": release.title},
+    )
     summary = AuditSummary(
         variables=verdict.variables,
         constraints=verdict.constraints,
@@ -340,3 +348,9 @@ def withdraw(session: Session, *, principal: Principal, survey_id: str, release_
     release.withdrawn_at = utcnow()
     session.add(release)
     session.flush()
+    outbox.emit(
+        session,
+        type=EventType.release_withdrawn,
+        survey=survey_id,
+        data={"id": release.id, "title": release.title},
+    )

@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from api.app import create_app
+from service.events import emit
+from service.events.delivery import fan_out
 from service.permissions import PERMISSIONS, Action
 from service.settings import Settings
 from tests.conftest import PROBLEM_JSON, MakeKey, bearer, submission, survey_definition
@@ -71,6 +73,7 @@ class World:
         self.admin = admin
         self.make_key = make_key
         self._numbers = itertools.count(1)
+        self.caller: dict[str, str] = {}  # the headers of the key under test
 
     def number(self) -> int:
         return next(self._numbers)
@@ -103,11 +106,36 @@ class World:
         assert created.status_code == 201, created.text
         return f"/v1/surveys/trust/releases/release-{number}"
 
+    def webhook_id(self) -> str:
+        """A webhook the caller owns where it may make one, else the admin's. Its URL is
+        never sent to: these tests run without a dispatcher."""
+        for headers in (self.caller, self.admin):
+            made = self.client.post("/v1/webhooks", json=WEBHOOK, headers=headers)
+            if made.status_code == 201:
+                webhook_id: str = made.json()["id"]
+                return webhook_id
+        raise AssertionError("no webhook could be made")
+
+    def delivery(self) -> str:
+        """The retry path of a queued delivery of a fresh webhook."""
+        webhook_id = self.webhook_id()
+        self.response_id()
+        database = self.client.app.state.database  # type: ignore[attr-defined]
+        with database.session() as session:  # an event every role's webhook delivers
+            emit(session, type="release.published", survey="trust", data={"id": "r", "title": ""})
+        with database.session() as session:
+            assert fan_out(session) >= 1
+        listed = self.client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=self.admin)
+        event_id = listed.json()["items"][-1]["event_id"]
+        return f"/v1/webhooks/{webhook_id}/deliveries/{event_id}/retry"
+
     def key_name(self) -> str:
         name = f"victim-{self.number()}"
         self.make_key("reader", name=name)
         return name
 
+
+WEBHOOK = {"url": "https://93.184.215.14/hook", "events": ["*"]}
 
 CODEBOOK: dict[str, Any] = {
     "question": "trust_actions",
@@ -359,6 +387,26 @@ RULES: dict[Endpoint, Rule] = {
     ),
     ("GET", "/v1/keys"): rule(Action.manage_keys, 200, lambda w: Call("GET", "/v1/keys")),
     ("GET", "/v1/audit"): rule(Action.read_audit, 200, lambda w: Call("GET", "/v1/audit?limit=5")),
+    ("GET", "/v1/events"): rule(Action.read_events, 200, lambda w: Call("GET", "/v1/events")),
+    ("POST", "/v1/webhooks"): rule(
+        Action.manage_webhooks, 201, lambda w: Call("POST", "/v1/webhooks", json=WEBHOOK)
+    ),
+    ("GET", "/v1/webhooks"): rule(
+        Action.manage_webhooks, 200, lambda w: Call("GET", "/v1/webhooks")
+    ),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): rule(
+        Action.manage_webhooks,
+        204,
+        lambda w: Call("DELETE", f"/v1/webhooks/{w.webhook_id()}"),
+    ),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): rule(
+        Action.manage_webhooks,
+        200,
+        lambda w: Call("GET", f"/v1/webhooks/{w.webhook_id()}/deliveries?status=pending"),
+    ),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{event_id}/retry"): rule(
+        Action.manage_webhooks, 202, lambda w: Call("POST", w.delivery())
+    ),
     ("DELETE", "/v1/keys/{name}"): rule(
         Action.manage_keys, 204, lambda w: Call("DELETE", f"/v1/keys/{w.key_name()}")
     ),
@@ -424,6 +472,7 @@ def test_every_endpoint_for_every_caller(
 ) -> None:
     world = World(client, admin, make_key)
     headers = caller_headers(caller, make_key)
+    world.caller = headers
     mismatches: list[str] = []
     for method, path in sorted(app_endpoints(client.app)):  # type: ignore[arg-type]
         if path in OPEN_PATHS:
@@ -614,7 +663,7 @@ CONTRACT_ROLES: dict[str, set[Action]] = {
     },
     "coder": {Action.read_surveys, Action.read_codebooks, Action.code, Action.read_suggestions},
     "submitter": {Action.read_surveys, Action.submit_responses},
-    "reader": {Action.read_releases},  # never live statistics (contract §7.6)
+    "reader": {Action.read_releases, Action.read_events, Action.manage_webhooks},  # §7.6, §9
 }
 
 

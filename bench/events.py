@@ -1,0 +1,255 @@
+"""Events and webhooks under load: feed throughput, delivery latency from commit to
+receiver, and what one active webhook costs the submit path, in the same run.
+
+For each engine (SQLite, PostgreSQL), on 127.0.0.1:
+  1. `hearme serve --workers 1` on a fresh database (the bench survey of bench/submit.py);
+  2. rounds of: wrk drives submissions for `--seconds` with no webhook (baseline), then
+     with one webhook subscribed to every event, its receiver an asyncio HTTP server in
+     a separate process that answers 200 at once and notes each arrival's time;
+  3. delivery latency: arrival at the receiver minus the event's `occurred_at` (taken in
+     the committing transaction just before COMMIT), p50/p99 over every delivery made
+     during the load (the same machine's clock on both sides);
+  4. the server process's CPU time per stored submission, with and without the webhook
+     (the webhook's includes draining its backlog after the load): on a machine that
+     other work keeps busy, the CPU ratio is steadier than the throughput ratio;
+  5. the feed: every event read back through `GET /v1/events?limit=1000`, events/s.
+
+    .venv/bin/python bench/events.py [--seconds 15] [--rounds 2] [--connections 16]
+
+Ratios, not absolute figures, are the result. Nothing here asserts on timings.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import subprocess
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+from submit import (  # bench/submit.py, beside this script
+    DEFAULT_PG_ADMIN,
+    PATH,
+    SURVEY,
+    bodies,
+    cpu_seconds,
+    env_for,
+    free_port,
+    hearme_command,
+    pg_database,
+    serve,
+)
+
+ENV = {"HEARME_WEBHOOK_ALLOW_PRIVATE": "true", "HEARME_SECRET_KEY": "bench-secret-key-0123456789"}
+
+
+# --- receiver (its own process) ---------------------------------------------------------
+
+
+async def _serve_receiver(conn: Connection, port: int) -> None:
+    arrivals: list[tuple[float, bytes]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length)
+                arrivals.append((time.time(), body))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    conn.send("up")
+    loop = asyncio.get_running_loop()
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command == "stop":
+            break
+        if command == "take":
+            taken, arrivals[:] = list(arrivals), []
+            conn.send([(at, json.loads(body)["occurred_at"]) for at, body in taken])
+    server.close()
+
+
+def receiver_process(conn: Connection, port: int) -> None:
+    asyncio.run(_serve_receiver(conn, port))
+
+
+# --- load -------------------------------------------------------------------------------
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
+local bodies = {{ {bodies} }}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])
+end
+"""
+
+
+def wrk(base_url: str, script: Path, seconds: int, connections: int) -> tuple[float, int]:
+    """Submissions per second (2xx only) over `seconds`, and how many."""
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base_url + PATH],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    requests = int(out.split(" requests in ")[0].split()[-1])
+    non2xx = 0
+    for line in out.splitlines():
+        if "Non-2xx" in line:
+            non2xx = int(line.split(":")[1])
+    return (requests - non2xx) / seconds, requests - non2xx
+
+
+def occurred(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run_engine(engine: str, url: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    env = {**env_for(url), **ENV}
+
+    def key(name: str, role: str) -> str:
+        done = subprocess.run(
+            [*hearme_command(), "keys", "create", "--name", name, "--role", role],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    submitter, admin = key("bench", "submitter"), key("bench-admin", "admin")
+    port = free_port()
+    command = [*hearme_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    script = workdir / f"{engine}.lua"
+    lua_bodies = ", ".join(json.dumps(b.decode()) for b in bodies(200))
+    script.write_text(LUA.format(token=submitter, bodies=lua_bodies))
+    receiver_port = free_port()
+    parent, child = multiprocessing.Pipe()
+    receiver = multiprocessing.Process(target=receiver_process, args=(child, receiver_port))
+    receiver.start()
+    parent.recv()
+    rows: dict[str, list[float]] = {"none": [], "webhook": []}
+    cpu: dict[str, list[float]] = {"none": [], "webhook": []}
+    latencies: list[float] = []
+    try:
+        with serve(command, env, workdir / f"{engine}.log", port) as pid:
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {admin}"}
+            httpx.post(f"{base}/v1/surveys", json=SURVEY, headers=auth).raise_for_status()
+            wrk(base, script, 3, args.connections)  # warm-up
+            time.sleep(1)
+            hook_id = None
+            for _ in range(args.rounds):
+                for mode in ("none", "webhook"):
+                    if mode == "webhook":
+                        made = httpx.post(
+                            f"{base}/v1/webhooks",
+                            json={"url": f"http://127.0.0.1:{receiver_port}/", "events": ["*"]},
+                            headers=auth,
+                        )
+                        made.raise_for_status()
+                        hook_id = made.json()["id"]
+                    before = cpu_seconds([pid])
+                    rate, stored = wrk(base, script, args.seconds, args.connections)
+                    rows[mode].append(rate)
+                    if hook_id is not None:
+                        time.sleep(3)  # the backlog drains: its CPU counts
+                    cpu[mode].append((cpu_seconds([pid]) - before) / stored * 1000)
+                    if hook_id is not None:
+                        parent.send("take")
+                        arrivals = parent.recv()
+                        latencies += [at - occurred(o) for at, o in arrivals]
+                        httpx.delete(f"{base}/v1/webhooks/{hook_id}", headers=auth)
+                        hook_id = None
+            started = time.perf_counter()
+            count, cursor = 0, None
+            with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
+                while True:
+                    params: dict[str, Any] = {"limit": 1000}
+                    if cursor:
+                        params["after"] = cursor
+                    page = client.get("/v1/events", params=params).json()
+                    if not page["items"]:
+                        break
+                    count += len(page["items"])
+                    cursor = page["next_cursor"]
+            feed_rate = count / (time.perf_counter() - started)
+    finally:
+        parent.send("stop")
+        receiver.join(10)
+    base_rate = statistics.mean(rows["none"])
+    return {
+        "engine": engine,
+        "none": rows["none"],
+        "webhook": rows["webhook"],
+        "ratio": statistics.mean(rows["webhook"]) / base_rate,
+        "cpu_none": statistics.mean(cpu["none"]),
+        "cpu_webhook": statistics.mean(cpu["webhook"]),
+        "deliveries": len(latencies),
+        "p50_ms": pct(latencies, 0.5) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
+        "feed_events": count,
+        "feed_per_s": feed_rate,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--pg-admin", default=DEFAULT_PG_ADMIN)
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="hearme-bench-events-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        for engine in args.engines.split(","):
+            if engine == "sqlite":
+                url = f"sqlite:///{workdir / 'bench.db'}"
+            else:
+                url = stack.enter_context(pg_database(args.pg_admin))
+            results.append(run_engine(engine, url, args, workdir))
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    header = "engine       submit/s none      submit/s webhook   webhook/none"
+    print(header + "  CPU ms/submit none  webhook  ratio  deliveries  p50 ms  p99 ms  feed ev/s")
+    for r in results:
+        none = "/".join(f"{v:.0f}" for v in r["none"])
+        hook = "/".join(f"{v:.0f}" for v in r["webhook"])
+        print(
+            f"{r['engine']:<12} {none:<17} {hook:<18} {r['ratio']:>12.2f}"
+            f"  {r['cpu_none']:>18.2f}  {r['cpu_webhook']:>7.2f}"
+            f"  {r['cpu_webhook'] / r['cpu_none']:>5.2f}"
+            f"  {r['deliveries']:>10}  {r['p50_ms']:>6.1f}  {r['p99_ms']:>6.1f}"
+            f"  {r['feed_per_s']:>9.0f} ({r['feed_events']} events)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,517 @@
+"""Webhook delivery, run by every `hearme serve` process (contract §9).
+
+Each process runs one `Dispatcher` task in its event loop. A turn of it:
+
+1. **Fan-out.** For each webhook whose owner key is not revoked and whose cursor is
+   behind the feed, the events past its cursor that its owner may read
+   (`feed.visible_to`) and that it subscribes to become `pending` delivery rows, and the
+   cursor moves on, in one transaction. Webhooks are locked `FOR UPDATE SKIP LOCKED` on
+   PostgreSQL, so two processes never fan out one webhook at once (a unique key on
+   webhook and event backs that up); SQLite's single writer serialises them anyway.
+   Fan-out reads the feed, so it meets every event once, in commit order, and the submit
+   path pays nothing for webhooks (no rows are written there per webhook).
+2. **Claim.** Due pending deliveries are selected `FOR UPDATE SKIP LOCKED` (PostgreSQL;
+   on SQLite the claim runs inside the one write transaction, so no two dispatchers can
+   claim one row) and claimed by counting the attempt and moving `next_attempt_at` past a
+   lease (the time-out and a margin), in a transaction that commits before anything is
+   sent. Another process therefore sees the row as not due: one attempt is sent once. If
+   the claiming process dies mid-attempt, the lease runs out and the delivery is tried
+   again (delivery is at least once; receivers dedupe by `webhook-id`), which is also how
+   deliveries survive restarts: they are rows, not memory.
+3. **Send.** Each claimed attempt is a task: the URL's host is resolved and checked
+   (`ssrf`), the request goes to the checked address, signed per Standard Webhooks with
+   the `standardwebhooks` package, sent by `service.events.http` (keep-alive, redirects
+   not followed, the response read only up to a bound), the whole attempt bounded by
+   `HEARME_WEBHOOK_TIMEOUT`. At most `MAX_IN_FLIGHT` attempts run per process and
+   `PER_WEBHOOK` per webhook, so a slow or dead receiver holds a few slots, never the
+   others' and never a submission's (sends hold no database connection).
+4. **Record.** Results are written with the next turn's fan-out and claim (one write
+   transaction per turn, turns at least `BATCH_DELAY` apart while busy): `delivered`; or, after
+   a failure, the next delay of the retry schedule (jittered by up to 10% either way);
+   or `failed` once the schedule is spent. A result only lands if the row is still at the
+   attempt it reports (a lapsed lease's late answer changes nothing).
+
+The body is the event as the feed shows it when the attempt is claimed: an erased
+response's event is already scrubbed for every attempt claimed after the erasure.
+"""
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+from standardwebhooks.webhooks import Webhook as Signer
+
+from schemas.base import utcnow
+from schemas.events import DeliveryStatus, Event, Webhook, WebhookDelivery
+from schemas.keys import ApiKey, Role
+from service.database import Database
+from service.events import feed, http, secrets, ssrf
+from service.events.wakeup import Wakeup
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 128
+PER_WEBHOOK = 32
+FAN_OUT_BATCH = 1000
+LEASE_MARGIN = 5.0
+PRUNE_EVERY = 300.0
+PRUNE_BATCHES = 20
+IDLE_POLL = 5.0
+BATCH_DELAY = 0.05
+
+
+@dataclass(frozen=True)
+class Claimed:
+    pk: int
+    attempt: int
+    step: int
+    webhook_pk: int
+    url: str
+    secret: str
+    event_id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Result:
+    pk: int
+    attempt: int
+    step: int
+    delivered: bool
+    status_code: int | None
+    error: str | None
+
+
+_DELIVERIES = WebhookDelivery.__table__  # type: ignore[attr-defined]
+
+
+def _insert_deliveries(session: Session) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(_DELIVERIES).on_conflict_do_nothing(
+        index_elements=["webhook_pk", "event_pk"]
+    )
+
+
+def work_waiting(session: Session) -> tuple[bool, bool]:
+    """Whether a fan-out or a claim has anything to do (read only, so that an idle
+    dispatcher never takes SQLite's write lock)."""
+    high = feed.last_position(session)
+    behind = session.execute(
+        select(exists().where(col(Webhook.cursor) < high, _owner_active()))
+    ).scalar_one()
+    due = session.execute(
+        select(
+            exists().where(
+                col(WebhookDelivery.status) == DeliveryStatus.pending.value,
+                col(WebhookDelivery.next_attempt_at) <= utcnow(),
+            )
+        )
+    ).scalar_one()
+    return bool(behind), bool(due)
+
+
+def _owner_active() -> Any:
+    return (
+        select(col(ApiKey.id))
+        .where(col(ApiKey.id) == col(Webhook.owner_key_id), col(ApiKey.revoked_at).is_(None))
+        .exists()
+    )
+
+
+def fan_out(session: Session) -> int:
+    """Queue the deliveries of new events for every webhook behind the feed; returns
+    how many were queued."""
+    high = feed.last_position(session)
+    hooks = session.execute(
+        select(Webhook, col(ApiKey.role), ApiKey.sites)  # type: ignore[call-overload]
+        .join(ApiKey, col(ApiKey.id) == col(Webhook.owner_key_id))
+        .where(col(Webhook.cursor) < high, col(ApiKey.revoked_at).is_(None))
+        .order_by(col(Webhook.pk))
+        .with_for_update(skip_locked=True, of=Webhook)
+    ).all()
+    queued = 0
+    for webhook, role, sites in hooks:
+        query = (
+            select(col(Event.pk), col(Event.id), col(Event.position))
+            .where(col(Event.position) > webhook.cursor, col(Event.position) <= high)
+            .order_by(col(Event.position))
+            .limit(FAN_OUT_BATCH)
+        )
+        query = feed.visible_to(
+            query,
+            role=Role(role),
+            sites=frozenset(sites) if sites is not None else None,
+            types=webhook.events,
+        )
+        rows = session.execute(query).all()
+        if rows:
+            now = utcnow()
+            session.execute(
+                _insert_deliveries(session),
+                [
+                    {
+                        "webhook_pk": webhook.pk,
+                        "event_pk": r.pk,
+                        "event_id": r.id,
+                        "status": DeliveryStatus.pending.value,
+                        "attempts": 0,
+                        "step": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for r in rows
+                ],
+            )
+            queued += len(rows)
+        webhook.cursor = rows[-1].position if len(rows) == FAN_OUT_BATCH else high
+        session.add(webhook)
+    session.flush()
+    return queued
+
+
+_CLAIM = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.pk == bindparam("b_pk"))
+    .values(
+        attempts=bindparam("b_attempts"),
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        last_error=bindparam("b_error"),
+    )
+)
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+
+def _body(event: Any) -> bytes:
+    """The event as the feed shows it (`feed.to_public`), serialised directly."""
+    return orjson.dumps(
+        {
+            "id": event.id,
+            "type": event.type,
+            "survey": event.survey_id,
+            "site": event.site,
+            "wave": event.wave,
+            "occurred_at": event.occurred_at,
+            "data": event.data,
+        },
+        option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC,
+    )
+
+
+def claim(
+    session: Session, *, key: bytes, limit: int, busy: dict[int, int], lease: float
+) -> list[Claimed]:
+    """Claim up to `limit` due attempts (at most `PER_WEBHOOK` in flight per webhook,
+    counting `busy`, this process's attempts in flight)."""
+    now = utcnow()
+    d = _DELIVERIES.c
+    query = (
+        select(
+            d.pk,
+            d.webhook_pk,
+            d.event_pk,
+            d.event_id,
+            d.attempts,
+            d.step,
+            d.last_error,
+            col(Webhook.url),
+            col(Webhook.secret_nonce),
+        )
+        .join(Webhook, col(Webhook.pk) == d.webhook_pk)
+        .join(ApiKey, col(ApiKey.id) == col(Webhook.owner_key_id))
+        .where(
+            d.status == DeliveryStatus.pending.value,
+            d.next_attempt_at <= now,
+            col(ApiKey.revoked_at).is_(None),
+        )
+        .order_by(d.next_attempt_at, d.pk)
+        .limit(limit * 2)
+        .with_for_update(skip_locked=True, of=_DELIVERIES)
+    )
+    full = [pk for pk, n in busy.items() if n >= PER_WEBHOOK]
+    if full:
+        query = query.where(d.webhook_pk.not_in(full))
+    counts = dict(busy)
+    chosen: list[Any] = []
+    for row in session.execute(query).all():
+        if len(chosen) >= limit:
+            break
+        if counts.get(row.webhook_pk, 0) >= PER_WEBHOOK:
+            continue
+        counts[row.webhook_pk] = counts.get(row.webhook_pk, 0) + 1
+        chosen.append(row)
+    if not chosen:
+        return []
+    events = {
+        e.pk: e
+        for e in session.execute(
+            select(_EVENTS).where(_EVENTS.c.pk.in_([row.event_pk for row in chosen]))
+        ).all()
+    }
+    lease_until = now + timedelta(seconds=lease)
+    claimed, updates = [], []
+    for row in chosen:
+        event = events.get(row.event_pk)
+        gone = event is None  # pruned past its retention while pending
+        updates.append(
+            {
+                "b_pk": row.pk,
+                "b_attempts": row.attempts + 1,
+                "b_status": (DeliveryStatus.failed if gone else DeliveryStatus.pending).value,
+                "b_next": now if gone else lease_until,
+                "b_error": "the event is past its retention" if gone else row.last_error,
+            }
+        )
+        if event is not None:
+            claimed.append(
+                Claimed(
+                    row.pk,
+                    row.attempts + 1,
+                    row.step,
+                    row.webhook_pk,
+                    row.url,
+                    secrets.webhook_secret(key, row.secret_nonce),
+                    row.event_id,
+                    _body(event),
+                )
+            )
+    session.execute(_CLAIM, updates)
+    return claimed
+
+
+_RECORD = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.pk == bindparam("b_pk"),
+        _DELIVERIES.c.attempts == bindparam("b_attempt"),
+        _DELIVERIES.c.status == DeliveryStatus.pending.value,
+    )
+    .values(
+        status=bindparam("b_status"),
+        step=bindparam("b_step"),
+        next_attempt_at=bindparam("b_next"),
+        last_status_code=bindparam("b_code"),
+        last_error=bindparam("b_error"),
+        delivered_at=bindparam("b_delivered_at"),
+    )
+)
+
+
+def next_delay(schedule: list[int], step: int) -> float | None:
+    """Seconds until the next attempt after a failure at `step`, jittered; None once
+    the schedule is spent."""
+    if step >= len(schedule):
+        return None
+    return schedule[step] * random.uniform(0.9, 1.1)
+
+
+def record(session: Session, results: list[Result], *, schedule: list[int]) -> None:
+    now = utcnow()
+    rows = []
+    for r in results:
+        delay = None if r.delivered else next_delay(schedule, r.step)
+        if r.delivered:
+            status, step, at = DeliveryStatus.delivered, r.step, now
+        elif delay is None:
+            status, step, at = DeliveryStatus.failed, r.step, now
+        else:
+            status, step, at = DeliveryStatus.pending, r.step + 1, now + timedelta(seconds=delay)
+        rows.append(
+            {
+                "b_pk": r.pk,
+                "b_attempt": r.attempt,
+                "b_status": status.value,
+                "b_step": step,
+                "b_next": at,
+                "b_code": r.status_code,
+                "b_error": r.error,
+                "b_delivered_at": now if r.delivered else None,
+            }
+        )
+    if rows:
+        session.execute(_RECORD, rows)
+
+
+def step(
+    session: Session,
+    *,
+    results: list[Result],
+    schedule: list[int],
+    key: bytes,
+    limit: int,
+    busy: dict[int, int],
+    lease: float,
+) -> list[Claimed]:
+    """A dispatcher's write work in one transaction: record the finished attempts, fan
+    out new events, claim due attempts."""
+    record(session, results, schedule=schedule)
+    fan_out(session)
+    return claim(session, key=key, limit=limit, busy=busy, lease=lease) if limit > 0 else []
+
+
+class Dispatcher:
+    """The delivery loop of one process (see the module's docstring)."""
+
+    def __init__(self, database: Database, settings: Settings, wakeup: Wakeup) -> None:
+        self.database = database
+        self.settings = settings
+        self.wakeup = wakeup
+        self.key = secrets.server_key(settings)
+        self.timeout = settings.webhook_timeout
+        self.schedule = list(settings.webhook_retry_schedule)
+        self._busy: dict[int, int] = {}
+        self._in_flight = 0
+        self._results: list[Result] = []
+        self._kick: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._signers: dict[str, Signer] = {}
+        self._last_prune = 0.0
+        self._was_busy = False
+
+    async def run(self) -> None:
+        self._kick = asyncio.Event()
+        client = http.Client()
+        try:
+            while True:
+                seen = self.wakeup.generation()
+                try:
+                    busy = await self._turn(client)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("webhook dispatcher turn failed: %s", type(exc).__name__)
+                    busy = False
+                if not busy:
+                    await self._idle(seen)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            client.close()
+
+    async def _idle(self, seen: int) -> None:
+        assert self._kick is not None
+        kick = asyncio.ensure_future(self._kick.wait())
+        woken = asyncio.ensure_future(self.wakeup.wait(seen, IDLE_POLL))
+        try:
+            await asyncio.wait({kick, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kick.cancel()
+            woken.cancel()
+        self._kick.clear()
+
+    async def _turn(self, client: http.Client) -> bool:
+        """One turn; True if it did something (the next turn then follows after
+        `BATCH_DELAY`, so that under load each transaction carries a batch)."""
+        await self._maybe_prune()
+        results, self._results = self._results, []
+        if not results and not self._was_busy:
+            behind, due = await self.database.run(work_waiting, write=False)
+            if not (behind or due):
+                return False
+        free = MAX_IN_FLIGHT - self._in_flight
+        claimed = await self.database.run(
+            step,
+            write=True,
+            results=results,
+            schedule=self.schedule,
+            key=self.key,
+            limit=free,
+            busy=dict(self._busy),
+            lease=self.timeout + LEASE_MARGIN,
+        )
+        for attempt in claimed:
+            self._start(client, attempt)
+        self._was_busy = bool(results or claimed)
+        if self._was_busy:
+            await asyncio.sleep(BATCH_DELAY)
+        return self._was_busy
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = time.monotonic()
+        for _ in range(PRUNE_BATCHES):
+            pruned = await self.database.run(
+                feed.prune, write=True, retention_days=self.settings.event_retention_days
+            )
+            if pruned < feed.PRUNE_BATCH:
+                break
+
+    def _start(self, client: http.Client, attempt: Claimed) -> None:
+        self._in_flight += 1
+        self._busy[attempt.webhook_pk] = self._busy.get(attempt.webhook_pk, 0) + 1
+        task = asyncio.ensure_future(self._send(client, attempt))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, client: http.Client, attempt: Claimed) -> None:
+        code: int | None = None
+        error: str | None = None
+        try:
+            code = await asyncio.wait_for(self._post(client, attempt), self.timeout)
+            if not 200 <= code < 300:
+                error = f"HTTP {code}" + (
+                    " (redirects are not followed)" if 300 <= code < 400 else ""
+                )
+        except TimeoutError:
+            error = f"no answer within {self.timeout:g} s"
+        except ssrf.Refused as exc:
+            error = str(exc)[:500]
+        except (http.BadResponse, OSError, asyncio.IncompleteReadError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        finally:
+            self._in_flight -= 1
+            self._busy[attempt.webhook_pk] -= 1
+            if not self._busy[attempt.webhook_pk]:
+                del self._busy[attempt.webhook_pk]
+        self._results.append(
+            Result(attempt.pk, attempt.attempt, attempt.step, error is None, code, error)
+        )
+        if self._kick is not None:
+            self._kick.set()
+
+    async def _post(self, client: http.Client, attempt: Claimed) -> int:
+        if self._literal(attempt.url):
+            target = ssrf.resolve(attempt.url, allow_private=self.settings.webhook_allow_private)
+        else:  # a DNS lookup: in a thread, off the event loop
+            target = await asyncio.to_thread(
+                ssrf.resolve, attempt.url, allow_private=self.settings.webhook_allow_private
+            )
+        signer = self._signers.get(attempt.secret)
+        if signer is None:
+            signer = self._signers[attempt.secret] = Signer(attempt.secret)
+        now = datetime.now(UTC)
+        default_port = 443 if target.scheme == "https" else 80
+        host = target.host if ":" not in target.host else f"[{target.host}]"
+        headers = {
+            "host": host if target.port == default_port else f"{host}:{target.port}",
+            "content-type": "application/json",
+            "user-agent": "hearme-webhooks/1",
+            "webhook-id": attempt.event_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(attempt.event_id, now, attempt.body.decode()),
+        }
+        return await client.post(target, headers, attempt.body)
+
+    @staticmethod
+    def _literal(url: str) -> bool:
+        """Whether the URL's host is an IP address (no lookup needed)."""
+        try:
+            host = ssrf.parse(url)[1]
+            ipaddress.ip_address(host)
+        except (ssrf.Refused, ValueError):
+            return False
+        return True
