@@ -3,16 +3,27 @@ a codebook as `.qdc` both ways, the coded answers as a `.qdpx` project (issue 4,
 
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import IO, Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
-from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, SurveyId
+from api.deps import (
+    CompiledSurveyDep,
+    PrincipalDep,
+    SessionDep,
+    StreamingPrincipalDep,
+    SurveyId,
+    get_database,
+)
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN
 from schemas.codebooks import CodebookPublic
 from schemas.exports import QdpxImportResult
 from service.coding import refi, refi_import, refi_project
+from service.database import Database
+from service.permissions import Action, require
 
 router = APIRouter(
     prefix="/v1/surveys/{survey}/codebooks/{question}",
@@ -137,16 +148,16 @@ ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/oct
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
-async def zip_body(request: Request) -> AsyncIterator[IO[bytes]]:
+@asynccontextmanager
+async def zip_upload(request: Request) -> AsyncIterator[IO[bytes]]:
     """The upload, spooled to a temporary file past 8 MiB as it streams in (its size capped
-    by HEARME_MAX_IMPORT, 413), after checking its type (415); read before the session
-    opens, so a slow upload never holds the database."""
+    by HEARME_MAX_IMPORT, 413), after checking its type (415)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ZIP_TYPES:
         raise HTTPException(415, f"the body must be one of {', '.join(ZIP_TYPES)}")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         async for chunk in request.stream():
-            spool.write(chunk)
+            await run_in_threadpool(spool.write, chunk)
         spool.seek(0)
         yield spool
 
@@ -156,12 +167,12 @@ async def zip_body(request: Request) -> AsyncIterator[IO[bytes]]:
     responses=problem_responses(413, 415, 422),
     openapi_extra={"requestBody": {"required": True, "content": dict.fromkeys(ZIP_TYPES, BINARY)}},
 )
-def import_project_qdpx(
-    body: Annotated[IO[bytes], Depends(zip_body)],
-    compiled: CompiledSurveyDep,
+async def import_project_qdpx(
+    request: Request,
+    survey: SurveyId,
     question: QuestionId,
-    session: SessionDep,
-    principal: PrincipalDep,
+    principal: StreamingPrincipalDep,
+    database: Annotated[Database, Depends(get_database)],
     dry_run: Annotated[bool, Query(description="Check and count, store nothing.")] = False,
 ) -> QdpxImportResult:
     """Codings made in a QDA tool, from a REFI-QDA project such as `export.qdpx` writes
@@ -174,7 +185,18 @@ def import_project_qdpx(
     nothing: codes that match no category are a 422 listing them. Only `project.qde` is
     read, under a size cap (413); any DTD is refused (422).
     """
-    result = refi_import.import_project(
-        session, compiled, principal=principal, question_id=question, data=body, dry_run=dry_run
-    )
+    # The key first (401, 403), then the upload's type (415); the upload streams in before
+    # the unit of work opens, so a slow one never holds the database (nor SQLite's write
+    # turn), as for the responses' import.
+    require(principal, Action.import_projects)
+    async with zip_upload(request) as body:
+        result = await database.run(
+            refi_import.import_into_question,
+            write=True,
+            principal=principal,
+            survey_id=survey,
+            question_id=question,
+            data=body,
+            dry_run=dry_run,
+        )
     return QdpxImportResult(**result.__dict__)

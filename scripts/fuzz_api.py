@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             "HEARME_RATE_LIMIT": "10000000",
             "HEARME_AUTH_FAILURE_LIMIT": "10000000",
             "HEARME_LOG_LEVEL": "WARNING",
+            # Webhooks the fuzzer creates are never delivered: test traffic stays here.
+            "HEARME_WEBHOOK_DISPATCH": "false",
         }
         hearme = str(Path(sys.executable).parent / "hearme")
         log = open(Path(scratch) / "server.log", "wb")  # noqa: SIM115  (closed below)

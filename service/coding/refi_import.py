@@ -42,6 +42,7 @@ from service.coding.refi_project import CONSENSUS_USER, PROJECT_NS
 from service.errors import FieldProblem, Invalid, NotFound, TooLarge, invalid_field
 from service.keys import Principal
 from service.permissions import Action, require
+from service.surveys import load_compiled
 from service.validation import CompiledSurvey
 
 PROJECT_MEMBER = "project.qde"
@@ -199,6 +200,23 @@ def _answered(
         text = response.answers.get(question_id)
         if isinstance(text, str) and text.strip():
             yield response
+
+
+def import_into_question(
+    session: Session,
+    *,
+    principal: Principal,
+    survey_id: str,
+    question_id: str,
+    data: IO[bytes],
+    dry_run: bool = False,
+) -> ImportResult:
+    """`import_project` into the survey as it stands in this unit of work (the upload has
+    arrived whole before it opens)."""
+    compiled = load_compiled(session, survey_id=survey_id, for_write=True)
+    return import_project(
+        session, compiled, principal=principal, question_id=question_id, data=data, dry_run=dry_run
+    )
 
 
 def import_project(

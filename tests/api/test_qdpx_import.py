@@ -283,3 +283,16 @@ def test_bad_archives_are_refused_not_500(
         ),
         404,
     )
+
+
+def test_the_key_is_checked_before_the_upload(
+    client: TestClient, make_key: MakeKey, survey: dict[str, Any]
+) -> None:
+    """401 without a key and 403 for a coder, whatever the body's type (Schemathesis found
+    a 415 answered before the 401); the type is checked only for a key that may import."""
+    assert_problem(client.post(IMPORT, content=b"not a zip"), 401)
+    assert_problem(client.post(IMPORT, content=b"x", headers={"Content-Type": "text/plain"}), 401)
+    coder = bearer(make_key("coder"))
+    assert_problem(client.post(IMPORT, content=b"x", headers=coder), 403)
+    evaluator = bearer(make_key("evaluator"))
+    assert_problem(client.post(IMPORT, content=b"x", headers=evaluator), 415)
