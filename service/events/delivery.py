@@ -367,7 +367,7 @@ class Dispatcher:
         self.database = database
         self.settings = settings
         self.wakeup = wakeup
-        self.key = secrets.server_key(settings)
+        self._key: bytes | None = None  # read (or made) once a webhook exists
         self.timeout = settings.webhook_timeout
         self.schedule = list(settings.webhook_retry_schedule)
         self._busy: dict[int, int] = {}
@@ -427,7 +427,7 @@ class Dispatcher:
             write=True,
             results=results,
             schedule=self.schedule,
-            key=self.key,
+            key=self._server_key(),
             limit=free,
             busy=dict(self._busy),
             lease=self.timeout + LEASE_MARGIN,
@@ -438,6 +438,11 @@ class Dispatcher:
         if self._was_busy:
             await asyncio.sleep(BATCH_DELAY)
         return self._was_busy
+
+    def _server_key(self) -> bytes:
+        if self._key is None:
+            self._key = secrets.server_key(self.settings)
+        return self._key
 
     async def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < PRUNE_EVERY:
