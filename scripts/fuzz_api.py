@@ -103,7 +103,7 @@ def fuzz(base_url: str, token: str, *, seed: int, max_time: int, report: Path) -
         "--workers",
         "1",
         "--request-timeout",
-        "10",
+        "40",  # a long poll of the event feed may rightly wait 30 s (`wait=30`)
         "--header",
         f"Authorization: Bearer {token}",
         "--report",
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 if fuzz(base_url, tokens[role], seed=seed_value, max_time=budget, report=report):
                     failed.append(role)
         finally:
+            died = server.poll()
             server.terminate()
             try:
                 server.wait(timeout=15)
@@ -165,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                 server.kill()
             log.close()
             output = (Path(scratch) / "server.log").read_text(errors="replace")
-            if "Traceback" in output:
+            if died is not None:
+                print(output[-5000:], file=sys.stderr)
+                failed.append(f"the server died during the run (exit status {died})")
+            elif "Traceback" in output:
                 print(output[-5000:], file=sys.stderr)
                 failed.append("server tracebacks")
     if failed:

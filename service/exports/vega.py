@@ -332,12 +332,13 @@ def themes_spec(
     top = 0.0
     order = 0
     for g, (group, table) in enumerate(tables):
-        base_hidden = table.get("n_coded") is None
         order = 0
         for theme in table.get("themes", ()):
             for category in theme.get("categories", ()):
-                hidden = base_hidden or bool(category.get("suppressed"))
-                hidden = hidden or category.get("respondents") is None
+                # A count is drawn wherever it is published: in a release the base
+                # (`n_coded`) may be suppressed beside published counts (§7.6), and where
+                # a base is below K its counts are null already (§7.5).
+                hidden = bool(category.get("suppressed")) or category.get("respondents") is None
                 count = None if hidden else int(category["respondents"])
                 top = max(top, float(count or 0))
                 shown = f"{count} ({_pct(category.get('percent'))})" if count is not None else ""

@@ -80,6 +80,16 @@ def test_a_release_table_is_a_chart_of_its_published_figures(
     for row in suppressed:
         assert row["text"].endswith("suppressed")
         assert row.get("percent") is None  # never a bar of length zero
+    # Every published count is drawn, though the release suppresses the base beside it.
+    assert themes["n_coded"] is None
+    published = {
+        c["label"]: c["respondents"]
+        for t in themes["themes"]
+        for c in t["categories"]
+        if not c.get("suppressed")
+    }
+    assert published
+    assert {r["category"]: r["respondents"] for r in drawn if not r["suppressed"]} == published
     for table in TABLES:
         svg = client.get(f"{RELEASE}/tables/{table}?format=svg", headers=reader)
         assert svg.status_code == 200, svg.text
