@@ -102,8 +102,8 @@ class LikertQuestion(_QuestionBase):
 
 class NumberQuestion(_QuestionBase):
     type: Literal["number"]
-    min: float | None = Field(default=None, allow_inf_nan=False)
-    max: float | None = Field(default=None, allow_inf_nan=False)
+    min: float | None = Field(default=None, allow_inf_nan=False, strict=True)
+    max: float | None = Field(default=None, allow_inf_nan=False, strict=True)
     integer: StrictBool = False
 
     @model_validator(mode="after")
@@ -137,7 +137,7 @@ class BooleanQuestion(_QuestionBase):
 
 class TextQuestion(_QuestionBase):
     type: Literal["text"]
-    max_length: int = Field(default=4000, ge=1, le=100_000)
+    max_length: int = Field(default=4000, ge=1, le=100_000, strict=True)
 
 
 Question = Annotated[

@@ -238,3 +238,23 @@ def test_booleans_of_a_definition_are_json_booleans(
         "/v1/surveys", json=survey_definition(questions=[question]), headers=admin
     )
     assert_problem(created, 422, ["questions", 0, field])
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [
+        (number_question(max=False), "max"),
+        (number_question(min=True), "min"),
+        (number_question(min="3"), "min"),
+        ({"id": "note", "type": "text", "text": "Note", "max_length": True}, "max_length"),
+    ],
+    ids=["max-false", "min-true", "min-string", "max-length-true"],
+)
+def test_numbers_of_a_definition_are_json_numbers(
+    client: TestClient, admin: dict[str, str], question: dict[str, Any], field: str
+) -> None:
+    """The schema says number; `"max": false` was stored as 0.0 (Schemathesis ST201)."""
+    created = client.post(
+        "/v1/surveys", json=survey_definition(questions=[question]), headers=admin
+    )
+    assert_problem(created, 422, ["questions", 0, field])
