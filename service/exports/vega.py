@@ -18,6 +18,7 @@ suppressed points share one grey segment, as wide as what the published points l
 suppressed is one grey bar, labelled so.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -405,8 +406,25 @@ def chart_spec(
     return spec
 
 
+# What XML 1.0 cannot hold. Labels are user input, and vl-convert aborts the whole process
+# (a Rust panic that cannot unwind) on a text it cannot put into its SVG, such as U+0004.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(value: Any) -> Any:
+    """`value` with every string's characters that XML cannot hold replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _NOT_XML.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {key: _xml_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_xml_safe(item) for item in value]
+    return value
+
+
 def render(spec: Mapping[str, Any], fmt: ImageFormat, *, scale: float = 2.0) -> bytes:
     """The chart as SVG (UTF-8) or PNG, drawn by vl-convert's embedded Vega."""
+    spec = _xml_safe(spec)
     if fmt == "svg":
         svg: str = vl_convert.vegalite_to_svg(dict(spec), vl_version=VEGA_LITE)
         return svg.encode()

@@ -154,3 +154,34 @@ def test_chart_spec_is_a_pure_function_of_a_table_body() -> None:
     assert spec["title"]["text"] == "A question"
     assert _values(spec)[0]["text"] == "suppressed"
     assert chart_spec("composition", body, title="A question") == spec
+
+
+def test_labels_xml_cannot_hold_are_drawn_not_fatal(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    """A label holding U+0004 made vl-convert abort the whole server process (a Rust panic
+    that cannot unwind; Schemathesis found it). Such characters are drawn as U+FFFD."""
+    definition = {
+        "id": "ctl",
+        "title": "Control\x04characters",
+        "sites": [{"id": "s", "name": "S\x01"}],
+        "waves": [{"id": "w", "name": "W\x02", "opens_at": None, "closes_at": None}],
+        "questions": [
+            {
+                "id": "pick",
+                "type": "choice",
+                "text": "Pick\x04one",
+                "options": [{"value": "a", "label": "A\x04"}, {"value": "b", "label": "B\x1f"}],
+            }
+        ],
+    }
+    created = client.post("/v1/surveys", json=definition, headers=admin)
+    assert created.status_code == 201, created.text
+    for fmt in ("svg", "png"):
+        drawn = client.get(
+            f"/v1/surveys/ctl/stats/composition/pick?format={fmt}&by=site", headers=admin
+        )
+        assert drawn.status_code == 200, drawn.text
+    svg = client.get("/v1/surveys/ctl/stats/composition/pick?format=svg", headers=admin).text
+    assert "\x04" not in svg
+    assert "\ufffd" in svg
