@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.exports.charts import chart_spec
 from tests.conftest import MakeKey, assert_problem
+from tests.fixtures.charts import spec_rows
 from tests.fixtures.exports import Study, coded_study
 
 STATS = "/v1/surveys/trust/stats"
@@ -35,24 +36,6 @@ def _get(client: TestClient, headers: dict[str, str], path: str, fmt: str) -> An
     return response
 
 
-def _values(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every inline data row of a (layered or faceted) spec."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), dict) and "values" in node["data"]:
-                found.extend(node["data"]["values"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(spec)
-    return found
-
-
 @pytest.mark.parametrize("kind", list(PATHS))
 def test_every_statistic_answers_vega_svg_and_png(
     client: TestClient, admin: dict[str, str], study: Study, kind: str
@@ -61,7 +44,7 @@ def test_every_statistic_answers_vega_svg_and_png(
     assert vega.headers["content-type"].startswith("application/vnd.vegalite.v5+json")
     spec = vega.json()
     assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v5")
-    assert _values(spec), "the data is inline"
+    assert spec_rows(spec), "the data is inline"
     assert "url" not in json.dumps(spec.get("data", {}))
     svg = _get(client, admin, PATHS[kind], "svg")
     assert svg.headers["content-type"].startswith("image/svg+xml")
@@ -77,7 +60,7 @@ def test_composition_bars_are_percentages_in_option_order(
     client: TestClient, admin: dict[str, str], study: Study
 ) -> None:
     spec = _get(client, admin, PATHS["composition"], "vega").json()
-    rows = [v for v in _values(spec)]
+    rows = [v for v in spec_rows(spec)]
     assert [(r["category"], r["percent"]) for r in rows] == [
         ("Police", 33.3), ("Health services", 33.3), ("Other", 33.3),
     ]  # fmt: skip
@@ -89,7 +72,7 @@ def test_suppressed_cells_are_drawn_as_suppressed_never_as_zero(
     client: TestClient, admin: dict[str, str], study: Study
 ) -> None:
     spec = _get(client, admin, PATHS["composition"] + "?min_cell=2&by=site", "vega").json()
-    rows = _values(spec)
+    rows = spec_rows(spec)
     hidden = [r for r in rows if r["suppressed"]]
     assert hidden, rows
     for row in hidden:
@@ -100,7 +83,7 @@ def test_suppressed_cells_are_drawn_as_suppressed_never_as_zero(
     svg = _get(client, admin, PATHS["composition"] + "?min_cell=2&by=site", "svg").text
     assert "suppressed" in svg
     likert = _get(client, admin, PATHS["likert"] + "?min_cell=2", "vega").json()
-    segments = _values(likert)
+    segments = spec_rows(likert)
     # every answered point holds 1 response: they share one grey bar; the zeros stay zeros
     assert [(s["point"], s["percent"]) for s in segments] == [
         ("Not confident", 0.0), ("Confident", 0.0), ("suppressed", 100.0),
@@ -111,7 +94,7 @@ def test_likert_is_a_stacked_bar_per_group(
     client: TestClient, admin: dict[str, str], study: Study
 ) -> None:
     spec = _get(client, admin, PATHS["likert"] + "?by=site", "vega").json()
-    segments = _values(spec)
+    segments = spec_rows(spec)
     groups = list(dict.fromkeys(s["group"] for s in segments))
     assert groups == [
         "All responses (n=3, mean 3.33)",
@@ -125,7 +108,7 @@ def test_likert_is_a_stacked_bar_per_group(
         ("Very confident", 33.3),
     ]  # fmt: skip
     compare = _get(client, admin, PATHS["compare"], "vega").json()
-    assert [g.split(" ")[0] for g in dict.fromkeys(s["group"] for s in _values(compare))] == [
+    assert [g.split(" ")[0] for g in dict.fromkeys(s["group"] for s in spec_rows(compare))] == [
         "midway"
     ]  # the empty final wave is an empty bar, not a suppressed one
 
@@ -135,7 +118,7 @@ def test_themes_are_category_bars_grouped_by_theme(
 ) -> None:
     spec = _get(client, admin, PATHS["themes"], "vega").json()
     assert spec["facet"]["row"]["field"] == "theme"
-    rows = _values(spec)
+    rows = spec_rows(spec)
     assert [(r["category"], r["respondents"]) for r in rows] == [
         ("Building rapport", 0), ("Spending time", 1), ("Listening", 1), ("Being honest", 0),
     ]  # fmt: skip
@@ -152,7 +135,7 @@ def test_chart_spec_is_a_pure_function_of_a_table_body() -> None:
     }
     spec = chart_spec("composition", body, title="A question")
     assert spec["title"]["text"] == "A question"
-    assert _values(spec)[0]["text"] == "suppressed"
+    assert spec_rows(spec)[0]["text"] == "suppressed"
     assert chart_spec("composition", body, title="A question") == spec
 
 

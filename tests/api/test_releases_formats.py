@@ -2,7 +2,6 @@
 read by a reader key: drawn from the stored, suppressed figures, never from live data."""
 
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +10,7 @@ from service.database import Database
 from service.demo import RELEASE_ID, load_demo, publish_demo_release
 from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer
+from tests.fixtures.charts import spec_rows
 
 RELEASE = f"/v1/surveys/smhm-professionals/releases/{RELEASE_ID}"
 TABLES = ("table-1-roles", "table-2-confidence", "table-3-trust-actions")
@@ -31,23 +31,6 @@ def reader(
             audit_seconds=settings.release_audit_seconds,
         )
     return bearer(make_key("reader"))
-
-
-def _rows(spec: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), dict) and "values" in node["data"]:
-                found.extend(node["data"]["values"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(spec)
-    return found
 
 
 class Loads(HTMLParser):
@@ -74,7 +57,7 @@ def test_a_release_table_is_a_chart_of_its_published_figures(
     spec = client.get(f"{RELEASE}/tables/table-3-trust-actions?format=vega", headers=reader)
     assert spec.status_code == 200, spec.text
     assert spec.headers["content-type"].startswith("application/vnd.vegalite.v5+json")
-    drawn = _rows(spec.json())
+    drawn = spec_rows(spec.json())
     suppressed = [r for r in drawn if r.get("suppressed")]
     assert suppressed, drawn
     for row in suppressed:
