@@ -10,7 +10,7 @@ chart so that several charts can share one page.
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -219,17 +219,35 @@ def reportable(session: Session, compiled: CompiledSurvey) -> list[str]:
     return [q.id for q in compiled.definition.questions if q.type in KIND_OF_TYPE or q.id in coded]
 
 
-def _scope(compiled: CompiledSurvey, query: StatsQuery) -> ReportScope:
+def _scope_of(
+    compiled: CompiledSurvey,
+    *,
+    sites: Collection[str] | None,
+    waves: Collection[str] | None,
+    filters: Iterable[tuple[str, Sequence[str]]],
+    by: str | None,
+    min_cell: int | None,
+) -> ReportScope:
+    """The scope in words: the names of the sites and waves (None: all of them) and the
+    filters."""
     definition = compiled.definition
-    sites = [
-        s.name for s in definition.sites if query.scope.sites is None or s.id in query.scope.sites
-    ]
-    waves = [
-        w.name for w in definition.waves if query.scope.waves is None or w.id in query.scope.waves
-    ]
-    filters = [f"{qid} = {' or '.join(values)}" for qid, values in query.scope.filters]
     return ReportScope(
-        sites=sites, waves=waves, filters=filters, by=query.by, min_cell=query.min_cell
+        sites=[s.name for s in definition.sites if sites is None or s.id in sites],
+        waves=[w.name for w in definition.waves if waves is None or w.id in waves],
+        filters=[f"{qid} = {' or '.join(values)}" for qid, values in filters],
+        by=by,
+        min_cell=min_cell,
+    )
+
+
+def _scope(compiled: CompiledSurvey, query: StatsQuery) -> ReportScope:
+    return _scope_of(
+        compiled,
+        sites=query.scope.sites,
+        waves=query.scope.waves,
+        filters=query.scope.filters,
+        by=query.by,
+        min_cell=query.min_cell,
     )
 
 
@@ -290,13 +308,11 @@ def report_tables(
 def _release_scope(
     compiled: CompiledSurvey, table: Mapping[str, Any], min_cell: int
 ) -> ReportScope:
-    definition = compiled.definition
-    sites, waves = table.get("site"), table.get("wave")
-    filters = [f"{qid} = {' or '.join(values)}" for qid, values in (table.get("q") or {}).items()]
-    return ReportScope(
-        sites=[s.name for s in definition.sites if not sites or s.id in sites],
-        waves=[w.name for w in definition.waves if not waves or w.id in waves],
-        filters=filters,
+    return _scope_of(
+        compiled,
+        sites=table.get("site") or None,  # a release table without sites counts them all
+        waves=table.get("wave") or None,
+        filters=(table.get("q") or {}).items(),
         by=table.get("by"),
         min_cell=min_cell,
     )
