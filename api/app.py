@@ -30,6 +30,7 @@ from api import (
     surveys,
 )
 from api.audit_trail import AuditTrail
+from api.lean import serve_lean
 from api.limits import RateLimits
 from api.middleware import RequestContext
 from api.security import SecurityHeaders
@@ -106,6 +107,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     for module in routers:
         app.include_router(module.router)
+    # The hot path, served lean (api/lean.py) and documented by its declared route.
+    serve_lean(app, "submit_response", responses.serve_submit)
     app.state.path_methods = problems.path_methods(app)
     if settings.cors_origins:
         app.add_middleware(

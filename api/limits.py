@@ -15,10 +15,11 @@ database query. The sliding-window counter keeps memory per key and address cons
 
 import math
 import time
+from typing import cast
 
 from fastapi import HTTPException
 from limits import RateLimitItemPerMinute
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from service.settings import Settings
@@ -29,11 +30,35 @@ class TooManyRequests(HTTPException):
         super().__init__(429, detail, headers={"Retry-After": str(retry_after)})
 
 
+class _MemoryStorage(MemoryStorage):
+    """`limits`' in-process storage without a thread per request: after every increment
+    it starts a 10 ms `threading.Timer` to sweep expired counters unless one is running,
+    so under load nearly every request started a thread (seen in py-spy on the submit
+    path). Expired counters are still ignored when read (`get` checks their expiry); the
+    sweep that frees their memory is started at most once a second."""
+
+    SWEEP_EVERY = 1.0
+
+    def __init__(self, uri: str | None = None) -> None:
+        super().__init__(uri)
+        self._next_sweep = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_EVERY
+            getattr(super(), "_MemoryStorage__schedule_expiry")()  # noqa: B009 (mypy)
+
+
+def _storage(uri: str) -> Storage:
+    if uri.startswith("memory://"):
+        return _MemoryStorage(uri)
+    return cast(Storage, storage_from_string(uri))  # a synchronous storage: not an aio:// URI
+
+
 class RateLimits:
     def __init__(self, settings: Settings) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(
-            storage_from_string(settings.rate_limit_storage)
-        )
+        self._limiter = SlidingWindowCounterRateLimiter(_storage(settings.rate_limit_storage))
         self._per_key = RateLimitItemPerMinute(settings.rate_limit)
         self._failures = RateLimitItemPerMinute(settings.auth_failure_limit)
 

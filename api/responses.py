@@ -5,19 +5,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 
 from api.deps import (
     PrincipalDep,
     SessionDep,
     StreamingPrincipalDep,
+    Submitter,
     SubmitterDep,
     SurveyId,
+    bearer,
     current_survey,
     get_database,
     get_group_commit,
     get_settings,
+    get_submitter,
     require_json,
 )
+from api.lean import Declared, json_body
 from api.logs import request_id_var
 from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
@@ -67,6 +72,28 @@ async def submit_response(
     request: Request, submitter: SubmitterDep, data: SubmissionIn
 ) -> Response:
     """Submit one response (submitter of the site, or admin)."""
+    return await _submit(request, submitter, data)
+
+
+async def serve_submit(request: Request, declared: Declared) -> Response:
+    """`submit_response` as served (`api.lean`): its dependency and parameters in the
+    order FastAPI resolves them, without FastAPI's per-request machinery."""
+    body = await json_body(request)
+    await require_json(request)
+    errors = declared.path_errors(request)
+    submitter = None
+    if not errors:
+        credentials = await bearer(request)
+        submitter = await get_submitter(request, credentials, request.path_params["survey"])
+    data, body_errors = await declared.body(body)
+    errors += body_errors
+    if errors:
+        raise RequestValidationError(errors, body=body)
+    assert submitter is not None
+    return await _submit(request, submitter, data)
+
+
+async def _submit(request: Request, submitter: Submitter, data: SubmissionIn) -> Response:
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise invalid_field(("header", "Idempotency-Key"), "must be 1 to 200 characters")

@@ -30,8 +30,12 @@ SINGLE = ("choice", "boolean", "likert")  # exclusive answers: may filter and gr
 MULTI = ("multi_choice",)
 TEXT = ("text",)
 
-# Each cell is split over this many rows (by response pk), summed when read: concurrent
-# PostgreSQL submissions to one site and wave then mostly lock different rows.
+# Each cell is split over this many rows, summed when read: concurrent PostgreSQL
+# transactions counting into one site and wave then mostly lock different rows. A full
+# count spreads the responses by primary key; a batch of given responses (a group
+# commit, an import batch, an erasure) counts into one shard, that of its first response:
+# one row per cell and batch, not up to `SHARDS` (the upsert's rows grew eightfold with
+# batches), while batches of other processes mostly land on other shards.
 SHARDS = 8
 
 ANSWERED = ""  # the value that counts responses which answered a multi-choice or text question
@@ -110,10 +114,13 @@ def _values_sql(sources: Collection[Source], *, restricted: bool) -> str:
 
 
 def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
+    shard = "CAST(:shard AS INTEGER)" if restricted else "{pk} % :shards"
     responses = ""
     if Source.answers in sources:
         responses = (
-            " UNION ALL SELECT '', '', '', '', r.site, r.wave, r.pk % :shards FROM response r"
+            " UNION ALL SELECT '', '', '', '', r.site, r.wave, "
+            + shard.format(pk="r.pk")
+            + " FROM response r"
             " WHERE r.survey_id = :survey" + (" AND r.pk IN :pks" if restricted else "")
         )
     sql = (
@@ -123,11 +130,12 @@ def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
         + " AS fv FROM answer a"
         + _rows_of("a", "single", restricted=restricted)
         + "),"
-        " cells AS (SELECT q, v, '' AS bq, '' AS bv, site, wave,"
-        " response_pk % :shards AS shard FROM vals"
-        " UNION ALL SELECT vals.q, vals.v, dims.f, dims.fv, vals.site, vals.wave,"
-        " vals.response_pk % :shards"
-        " FROM vals JOIN dims ON dims.response_pk = vals.response_pk AND dims.f <> vals.q"
+        " cells AS (SELECT q, v, '' AS bq, '' AS bv, site, wave, "
+        + shard.format(pk="response_pk")
+        + " AS shard FROM vals"
+        " UNION ALL SELECT vals.q, vals.v, dims.f, dims.fv, vals.site, vals.wave, "
+        + shard.format(pk="vals.response_pk")
+        + " FROM vals JOIN dims ON dims.response_pk = vals.response_pk AND dims.f <> vals.q"
         + responses
         + ")"
         " INSERT INTO stat_cell"
@@ -173,7 +181,6 @@ def apply(
     params: dict[str, Any] = {
         "survey": compiled.definition.id,
         "sign": sign,
-        "shards": SHARDS,
         "valued": questions_of(compiled, SINGLE + MULTI),
         "marked": questions_of(compiled, MULTI + TEXT),
         "single": questions_of(compiled, SINGLE),
@@ -182,8 +189,11 @@ def apply(
         params["coded"] = (
             coded_questions if coded_questions is not None else questions_of(compiled, TEXT)
         )
-    if response_pks is not None:
+    if response_pks is None:
+        params["shards"] = SHARDS
+    else:
         params["pks"] = response_pks
+        params["shard"] = response_pks[0] % SHARDS if response_pks else 0
     session.execute(statement, params)
 
 
