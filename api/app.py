@@ -36,6 +36,7 @@ from api.middleware import RequestContext
 from api.security import SecurityHeaders
 from service.database import Database
 from service.events.delivery import Dispatcher
+from service.events.retention import keep_pruning
 from service.events.wakeup import Wakeup
 from service.settings import Settings, get_settings
 from service.submissions import GroupCommit
@@ -59,16 +60,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         wakeup.start()
-        dispatcher = None
+        # Every process prunes the feed; only dispatching ones deliver webhooks.
+        tasks = [
+            asyncio.ensure_future(
+                keep_pruning(database, retention_days=settings.event_retention_days)
+            )
+        ]
         if settings.webhook_dispatch:
-            dispatcher = asyncio.ensure_future(Dispatcher(database, settings, wakeup).run())
+            tasks.append(asyncio.ensure_future(Dispatcher(database, settings, wakeup).run()))
         try:
             yield
         finally:
-            if dispatcher is not None:
-                dispatcher.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await dispatcher
+                    await task
             wakeup.stop()
             database.dispose()
 

@@ -17,7 +17,10 @@ Each process runs one `Dispatcher` task in its event loop. A turn of it:
    sent. Another process therefore sees the row as not due: one attempt is sent once. If
    the claiming process dies mid-attempt, the lease runs out and the delivery is tried
    again (delivery is at least once; receivers dedupe by `webhook-id`), which is also how
-   deliveries survive restarts: they are rows, not memory.
+   deliveries survive restarts: they are rows, not memory. The first attempts of the
+   deliveries a fan-out queues are claimed by the fan-out itself, as far as the limits
+   below leave room: inserted already leased, in the same transaction, with their bodies
+   from the events it just read (no second select, event read and update per delivery).
 3. **Send.** Each claimed attempt is a task: the URL's host is resolved and checked
    (`ssrf`), the request goes to the checked address, signed per Standard Webhooks with
    the `standardwebhooks` package, sent by `service.events.http` (keep-alive, redirects
@@ -26,7 +29,8 @@ Each process runs one `Dispatcher` task in its event loop. A turn of it:
    `PER_WEBHOOK` per webhook, so a slow or dead receiver holds a few slots, never the
    others' and never a submission's (sends hold no database connection).
 4. **Record.** Results are written with the next turn's fan-out and claim (one write
-   transaction per turn, turns at least `BATCH_DELAY` apart while busy): `delivered`; or, after
+   transaction per turn, turns at least `BATCH_DELAY` apart while busy, and `COALESCE`
+   after a wake from idle; the delivered ones in one statement): `delivered`; or, after
    a failure, the next delay of the retry schedule (jittered by up to 10% either way);
    or `failed` once the schedule is spent. A result only lands if the row is still at the
    attempt it reports (a lapsed lease's late answer changes nothing).
@@ -40,13 +44,12 @@ import contextlib
 import ipaddress
 import logging
 import random
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 from standardwebhooks.webhooks import Webhook as Signer
@@ -65,10 +68,13 @@ MAX_IN_FLIGHT = 128
 PER_WEBHOOK = 32
 FAN_OUT_BATCH = 1000
 LEASE_MARGIN = 5.0
-PRUNE_EVERY = 300.0
-PRUNE_BATCHES = 20
 IDLE_POLL = 5.0
-BATCH_DELAY = 0.05
+# Turns are coalesced: at least BATCH_DELAY apart while there is work, and a dispatcher
+# woken from idle by a commit waits COALESCE first, so that one turn (one write
+# transaction, one fan-out query per webhook) carries the events of many commits rather
+# than one per group-commit batch.
+BATCH_DELAY = 0.1
+COALESCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,41 @@ def _owner_active() -> Any:
 def fan_out(session: Session) -> int:
     """Queue the deliveries of new events for every webhook behind the feed; returns
     how many were queued."""
+    return len(_fan_out(session, claim=None))
+
+
+@dataclass(frozen=True)
+class ClaimRoom:
+    """What a fan-out may claim at once: the server key (for the secrets), how many
+    attempts in all, how many this process already has in flight per webhook, the
+    lease."""
+
+    key: bytes
+    limit: int
+    busy: dict[int, int]
+    lease: float
+
+
+_EVENT_COLUMNS = (
+    col(Event.pk),
+    col(Event.id),
+    col(Event.position),
+    col(Event.type),
+    col(Event.survey_id),
+    col(Event.site),
+    col(Event.wave),
+    col(Event.occurred_at),
+    col(Event.data),
+)
+
+
+def _fan_out(session: Session, *, claim: ClaimRoom | None) -> list[Claimed | None]:
+    """Fan-out (the module's docstring, 1), claiming at once, within `claim`'s room, the
+    first attempts of the deliveries it queues: they are inserted already leased (the
+    attempt counted, `next_attempt_at` past the lease), so no other process can claim
+    them, and their bodies come from the events just read, saving the claim's select,
+    event read and update for each of them. One entry per queued delivery: its claimed
+    first attempt, or None for one left pending (for `claim`, when there is room)."""
     high = feed.last_position(session)
     hooks = session.execute(
         select(Webhook, col(ApiKey.role), ApiKey.sites)  # type: ignore[call-overload]
@@ -140,10 +181,11 @@ def fan_out(session: Session) -> int:
         .order_by(col(Webhook.pk))
         .with_for_update(skip_locked=True, of=Webhook)
     ).all()
-    queued = 0
+    queued: list[Claimed | None] = []
+    room = claim.limit if claim is not None else 0
     for webhook, role, sites in hooks:
         query = (
-            select(col(Event.pk), col(Event.id), col(Event.position))
+            select(*_EVENT_COLUMNS)
             .where(col(Event.position) > webhook.cursor, col(Event.position) <= high)
             .order_by(col(Event.position))
             .limit(FAN_OUT_BATCH)
@@ -157,23 +199,44 @@ def fan_out(session: Session) -> int:
         rows = session.execute(query).all()
         if rows:
             now = utcnow()
-            session.execute(
-                _insert_deliveries(session),
+            taken = 0
+            if claim is not None:
+                taken = min(room, len(rows), PER_WEBHOOK - claim.busy.get(webhook.pk, 0))
+                taken = max(taken, 0)
+                room -= taken
+            lease_until = now + timedelta(seconds=claim.lease) if claim else now
+            inserted = session.execute(
+                _insert_deliveries(session).returning(_DELIVERIES.c.pk, _DELIVERIES.c.event_pk),
                 [
                     {
                         "webhook_pk": webhook.pk,
                         "event_pk": r.pk,
                         "event_id": r.id,
                         "status": DeliveryStatus.pending.value,
-                        "attempts": 0,
+                        "attempts": 1 if n < taken else 0,
                         "step": 0,
-                        "next_attempt_at": now,
+                        "next_attempt_at": lease_until if n < taken else now,
                         "created_at": now,
                     }
-                    for r in rows
+                    for n, r in enumerate(rows)
                 ],
+            ).all()
+            delivery_of = {row.event_pk: row.pk for row in inserted}
+            secret = (
+                secrets.webhook_secret(claim.key, webhook.secret_nonce)
+                if claim is not None and taken
+                else ""
             )
-            queued += len(rows)
+            for n, r in enumerate(rows):
+                pk = delivery_of.get(r.pk)
+                if pk is None:
+                    continue  # queued before (a unique key on webhook and event)
+                if n < taken:
+                    queued.append(
+                        Claimed(pk, 1, 0, webhook.pk, webhook.url, secret, r.id, _body(r))
+                    )
+                else:
+                    queued.append(None)
         webhook.cursor = rows[-1].position if len(rows) == FAN_OUT_BATCH else high
         session.add(webhook)
     session.flush()
@@ -316,10 +379,38 @@ def next_delay(schedule: list[int], step: int) -> float | None:
     return schedule[step] * random.uniform(0.9, 1.1)
 
 
+def _delivered(session: Session, results: list[Result], now: datetime) -> None:
+    """The delivered attempts, in one UPDATE per status code (usually one)."""
+    d = _DELIVERIES.c
+    by_code: dict[int | None, list[tuple[int, int]]] = {}
+    for r in results:
+        by_code.setdefault(r.status_code, []).append((r.pk, r.attempt))
+    for code, attempts in by_code.items():
+        session.execute(
+            update(_DELIVERIES)
+            .where(
+                tuple_(d.pk, d.attempts).in_(attempts),
+                d.status == DeliveryStatus.pending.value,
+            )
+            .values(
+                status=DeliveryStatus.delivered.value,
+                next_attempt_at=now,
+                last_status_code=code,
+                last_error=None,
+                delivered_at=now,
+            )
+        )
+
+
 def record(session: Session, results: list[Result], *, schedule: list[int]) -> None:
+    """Land the attempts' results (a result only lands if the row is still at the
+    attempt it reports: a lapsed lease's late answer changes nothing)."""
     now = utcnow()
+    _delivered(session, [r for r in results if r.delivered], now)
     rows = []
     for r in results:
+        if r.delivered:
+            continue
         delay = None if r.delivered else next_delay(schedule, r.step)
         if r.delivered:
             status, step, at = DeliveryStatus.delivered, r.step, now
@@ -356,8 +447,14 @@ def step(
     """A dispatcher's write work in one transaction: record the finished attempts, fan
     out new events, claim due attempts."""
     record(session, results, schedule=schedule)
-    fan_out(session)
-    return claim(session, key=key, limit=limit, busy=busy, lease=lease) if limit > 0 else []
+    queued = _fan_out(session, claim=ClaimRoom(key, limit, busy, lease) if limit > 0 else None)
+    claimed = [c for c in queued if c is not None]
+    for c in claimed:
+        busy[c.webhook_pk] = busy.get(c.webhook_pk, 0) + 1
+    limit -= len(claimed)
+    if limit > 0:
+        claimed += claim(session, key=key, limit=limit, busy=busy, lease=lease)
+    return claimed
 
 
 class Dispatcher:
@@ -376,7 +473,6 @@ class Dispatcher:
         self._kick: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._signers: dict[str, Signer] = {}
-        self._last_prune = 0.0
         self._was_busy = False
 
     async def run(self) -> None:
@@ -410,12 +506,12 @@ class Dispatcher:
         finally:
             kick.cancel()
             woken.cancel()
+        await asyncio.sleep(COALESCE)
         self._kick.clear()
 
     async def _turn(self, client: http.Client) -> bool:
         """One turn; True if it did something (the next turn then follows after
         `BATCH_DELAY`, so that under load each transaction carries a batch)."""
-        await self._maybe_prune()
         results, self._results = self._results, []
         if not results and not self._was_busy:
             behind, due = await self.database.run(work_waiting, write=False)
@@ -443,17 +539,6 @@ class Dispatcher:
         if self._key is None:
             self._key = secrets.server_key(self.settings)
         return self._key
-
-    async def _maybe_prune(self) -> None:
-        if time.monotonic() - self._last_prune < PRUNE_EVERY:
-            return
-        self._last_prune = time.monotonic()
-        for _ in range(PRUNE_BATCHES):
-            pruned = await self.database.run(
-                feed.prune, write=True, retention_days=self.settings.event_retention_days
-            )
-            if pruned < feed.PRUNE_BATCH:
-                break
 
     def _start(self, client: http.Client, attempt: Claimed) -> None:
         self._in_flight += 1

@@ -10,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text, update
 
+from api.app import create_app
 from schemas.base import utcnow
 from schemas.events import Event, EventType
 from service.database import Database
 from service.events import emit, feed
+from service.settings import Settings
 from tests.conftest import CODEBOOK_THEMES, MakeKey, assert_problem, bearer, submission
 
 Headers = dict[str, str]
@@ -268,3 +270,30 @@ def test_retention_prunes_in_batches_and_an_older_cursor_is_410(
     assert fine.status_code == 200
     assert len(fine.json()["items"]) == 1
     assert len(events(client, admin)) == 1  # a new follower starts at what is kept
+
+
+def test_a_server_that_delivers_no_webhooks_still_prunes_its_feed(
+    client: TestClient,
+    admin: Headers,
+    survey: dict[str, Any],
+    settings: Settings,
+    database: Database,
+) -> None:
+    assert not settings.webhook_dispatch  # the fixture's app runs no dispatcher
+    for _ in range(3):
+        assert client.post("/v1/surveys/trust/responses", json=submission(), headers=admin)
+    old = utcnow() - timedelta(days=settings.event_retention_days + 1)
+    with database.session() as session:
+        positions = sorted(session.execute(text("SELECT position FROM event")).scalars())
+        session.execute(
+            update(Event).where(Event.position.in_(positions[:2])).values(occurred_at=old)  # type: ignore[union-attr]
+        )
+    kept = len(positions) - 2
+    # A server process prunes at start (then every few minutes), dispatching or not.
+    with TestClient(create_app(settings, database=database)):
+        deadline = time.monotonic() + 10
+        while len(db_rows(settings.database_url, "SELECT pk FROM event")) > kept:
+            assert time.monotonic() < deadline, "the old events were not pruned"
+            time.sleep(0.05)
+    assert len(db_rows(settings.database_url, "SELECT pk FROM event")) == kept
+    assert len(events(client, admin)) == kept
