@@ -149,7 +149,7 @@ def store_validated(
         session.execute(_INSERT_ANSWERS, rows)
     cells.apply(session, compiled, sign=1, response_pks=list(keys), sources=ANSWER_SOURCES)
     stored = list(zip(keys, values, strict=True))
-    outbox.response_created(session, (to_public(Response(pk=pk, **v)) for pk, v in stored))
+    outbox.response_created(session, (public_of(v) for _, v in stored))  # no ORM instances
     return stored
 
 

@@ -296,20 +296,32 @@ def submit(
 @dataclass
 class _Queue:
     items: list[tuple[Pending, "asyncio.Future[Outcome]"]] = field(default_factory=list)
-    writer: "asyncio.Task[None] | None" = None
+    writers: int = 0  # writer tasks draining it now
+    tasks: set["asyncio.Task[None]"] = field(default_factory=set)  # referenced while they run
+
+
+# Writer tasks per process and database. SQLite has one write lock: one writer. On
+# PostgreSQL a batch spends most of its time waiting for the server (a dozen round trips
+# and the commit's fsync) while the process's CPU idles, so a second batch is stored
+# meanwhile; the two meet only where concurrent batches of two processes would (rows
+# locked in key order, the outbox's position lock taken last), so they cannot deadlock.
+WRITERS = {"sqlite": 1, "postgresql": 2}
 
 
 class GroupCommit:
-    """The submissions queue of one database in one process, drained by one writer task
-    per event loop: each turn it takes everything queued (up to `max_batch`), stores it
-    in one unit of work through `Database.run` (so it holds SQLite's write turn like any
-    writer), and answers each waiting request. Requests that arrive meanwhile form the
-    next batch: under load batches grow by themselves, and a lone request is stored at
-    once."""
+    """The submissions queue of one database in one process, drained by writer tasks
+    (`WRITERS`) per event loop: each turn a writer takes everything queued (up to
+    `max_batch`), stores it in one unit of work through `Database.run` (so it holds
+    SQLite's write turn like any writer), and answers each waiting request. Requests that
+    arrive meanwhile form the next batch: under load batches grow by themselves, and a
+    lone request is stored at once."""
 
-    def __init__(self, database: Database, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, database: Database, *, max_batch: int = MAX_BATCH, writers: int | None = None
+    ) -> None:
         self.database = database
         self.max_batch = max_batch
+        self.writers = writers or WRITERS.get(database.dialect, 1)
         self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = WeakKeyDictionary()
 
     async def submit(self, pending: Pending) -> tuple[ResponsePublic, bool]:
@@ -319,8 +331,13 @@ class GroupCommit:
             queue = self._queues[loop] = _Queue()
         future: asyncio.Future[Outcome] = loop.create_future()
         queue.items.append((pending, future))
-        if queue.writer is None:
-            queue.writer = loop.create_task(self._drain(queue))
+        if queue.writers < self.writers:
+            # Counted here and uncounted in `_drain`'s finally, with no await between a
+            # writer's last look at the queue and its leaving: no item is ever left behind.
+            queue.writers += 1
+            task = loop.create_task(self._drain(queue))
+            queue.tasks.add(task)
+            task.add_done_callback(queue.tasks.discard)
         outcome = await future
         if isinstance(outcome, DomainError):
             raise outcome
@@ -333,7 +350,7 @@ class GroupCommit:
                 del queue.items[: self.max_batch]
                 await self._store(batch)
         finally:
-            queue.writer = None
+            queue.writers -= 1
 
     async def _store(self, batch: list[tuple[Pending, "asyncio.Future[Outcome]"]]) -> None:
         items = [pending for pending, _ in batch]
