@@ -34,6 +34,9 @@ Port = Annotated[int, typer.Option(help="TCP port.")]
 Workers = Annotated[int, typer.Option(min=1, help="Server processes.")]
 
 
+WORKER_HEALTHCHECK_TIMEOUT = 30
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     metrics_dir = None
     if workers > 1 and not settings.prometheus_multiproc_dir:
@@ -51,6 +54,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             log_config=logging_config(settings.log_level),
             access_log=False,
             server_header=False,
+            # A worker must answer the supervisor's health check within this: uvicorn's
+            # 5 s default killed, again and again, workers still importing the app on a
+            # loaded machine (8 s to start with the load average at 5x the cores).
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
         )
     finally:
         if metrics_dir is not None:  # ours, made above: removed once the workers are gone
