@@ -13,7 +13,7 @@ from service.events import outbox
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
 from service.permissions import Action, require
-from service.stats import cells
+from service.stats import cells, narrow
 from service.validation import CompiledCache, CompiledSurvey, compile_survey
 
 _compiled = CompiledCache()
@@ -68,6 +68,7 @@ def _recount_if_moved(session: Session, *, before: CompiledSurvey, after: Compil
     """A question that changed type stores its answers in other columns and counts in
     other cells: derive both again, so statistics follow the definition in force."""
     if cells.signature(before) == cells.signature(after):
+        narrow.follow(session, before=before, after=after)  # codes moved: rows afresh
         return
     retyped = [
         qid
