@@ -117,7 +117,9 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
     ]
     assert narrowed["n"] == len(scoped)
     for group in narrowed["groups"]:
-        here = [b["answers"]["trust_confidence"] for b in scoped if b["site"] == group["value"]]
+        points = Counter(
+            s["answers"]["trust_confidence"] for s in scoped if s["site"] == group["value"]
+        )
         assert {r["value"]: r["count"] for r in group["rows"]} == {
-            v: here.count(v) for v in range(1, 6)
+            v: points[v] for v in range(1, 6)
         }
