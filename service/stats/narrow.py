@@ -221,3 +221,11 @@ def follow(session: Session, *, before: CompiledSurvey, after: CompiledSurvey) -
     """After a definition change: rebuild the survey's rows if their codes moved."""
     if layout(before).signature() != layout(after).signature():
         apply(session, after, sign=1, response_pks=None)
+
+
+_COUNT = text("SELECT COUNT(*) FROM stat_row WHERE survey_id = :survey")
+
+
+def counted_responses(session: Session, *, survey_id: str) -> int:
+    """How many responses of the survey have their narrow row (start-up checks it)."""
+    return int(session.execute(_COUNT, {"survey": survey_id}).scalar_one())

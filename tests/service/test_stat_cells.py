@@ -203,10 +203,16 @@ def test_start_up_recounts_a_survey_stored_without_cells(
     assert client.post("/v1/surveys", json=survey_definition(), headers=admin).status_code == 201
     import_rows(client, admin, [random_row(rng, "midway") for _ in range(20)])
     with database.session() as session:
-        before = snapshot(session)
+        before, rows = snapshot(session), narrow_rows(session)
         session.execute(StatCell.__table__.delete())  # type: ignore[attr-defined]
     with database.session() as session:
         assert recount_stale_surveys(session) == [SURVEY]
     with database.session() as session:
         assert snapshot(session) == before
+        assert recount_stale_surveys(session) == []
+        session.execute(stat_row.delete())  # narrow rows lost alone: found and rebuilt too
+    with database.session() as session:
+        assert recount_stale_surveys(session) == [SURVEY]
+    with database.session() as session:
+        assert narrow_rows(session) == rows
         assert recount_stale_surveys(session) == []
