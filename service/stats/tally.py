@@ -22,6 +22,7 @@ from service.stats import cells, narrow
 from service.validation import CompiledSurvey
 
 TOP = ""  # the group key of the whole scope
+UNGROUPED = "\x00ungrouped"  # the responses without an answer to the `by` question
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,50 @@ def tally(
 ) -> Tally:
     """Counts of `question_id`'s values in scope, per group of `by` (site, wave or a
     single-valued question id) or for the whole scope (key TOP)."""
-    filters = scope.filters
-    if not filters or (len(filters) == 1 and by in (None, "site", "wave")):
+    path = _path(compiled, question_id, scope, by)
+    if path == "cells":
         return _from_cells(session, compiled.definition.id, question_id, scope, by)
-    grouping = [by] if by not in (None, "site", "wave") else []
-    if narrow.covers(compiled, [question_id, *(q for q, _ in filters), *grouping]):
+    if path == "narrow":
         return _from_narrow(session, compiled, question_id, scope, by)
     return _from_rows(session, compiled, question_id, scope, by)
+
+
+def tally_with_groups(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    question_id: str,
+    scope: Scope,
+    by: str | None,
+) -> tuple[Counts, Tally]:
+    """The whole scope's counts, and each group's of `by` (none without `by`). Where both
+    come from the narrow rows, one scan gives both: the groups, with the responses in no
+    group (no answer to the `by` question), partition the scope, so the whole is their
+    sum (distinct counts too, each response being in one group)."""
+    both = {_path(compiled, question_id, scope, None), _path(compiled, question_id, scope, by)}
+    if by is not None and both == {"narrow"}:
+        grouped = _from_narrow(session, compiled, question_id, scope, by, ungrouped=True)
+        whole = Counts()
+        for counts in grouped.values():
+            whole.base += counts.base
+            for value, n in counts.values.items():
+                whole.values[value] = whole.values.get(value, 0) + n
+        grouped.pop(UNGROUPED, None)
+        return whole, grouped
+    whole = tally(session, compiled, question_id=question_id, scope=scope).get(TOP, Counts())
+    if by is None:
+        return whole, {}
+    return whole, tally(session, compiled, question_id=question_id, scope=scope, by=by)
+
+
+def _path(compiled: CompiledSurvey, question_id: str, scope: Scope, by: str | None) -> str:
+    filters = scope.filters
+    if not filters or (len(filters) == 1 and by in (None, "site", "wave")):
+        return "cells"
+    grouping = [by] if by not in (None, "site", "wave") else []
+    if narrow.covers(compiled, [question_id, *(q for q, _ in filters), *grouping]):
+        return "narrow"
+    return "rows"
 
 
 def _cell_query(
@@ -242,10 +280,13 @@ def _from_narrow(
     question_id: str,
     scope: Scope,
     by: str | None,
+    *,
+    ungrouped: bool = False,
 ) -> Tally:
     """Any filters and any grouping as one scan of the survey's narrow rows (plus, for a
     text question, the coded rows joined to them by primary key). Only counts leave the
-    database."""
+    database. `ungrouped`: also count the responses without an answer to the `by`
+    question, under UNGROUPED."""
     found = narrow.layout(compiled)
     params: dict[str, Any] = {"survey": compiled.definition.id, "q": question_id}
     binds: list[BindParameter[Any]] = []
@@ -270,15 +311,18 @@ def _from_narrow(
         groups = found.waves
     elif by is not None:
         groups = found.single[by]
-        conditions.append(f"n.{groups.name} IS NOT NULL")
-    g = f"n.{groups.name}" if groups is not None else "0"
+        if not ungrouped:
+            conditions.append(f"n.{groups.name} IS NOT NULL")
+    g = f"COALESCE(n.{groups.name}, 0)" if groups is not None else "0"
     where = " WHERE " + " AND ".join(conditions)
 
     def run(sql: str) -> Any:
         return session.execute(text(sql).bindparams(*binds), params)
 
     def group_of(code: int) -> str:
-        return groups.key(code) if groups is not None else TOP
+        if groups is None:
+            return TOP
+        return groups.key(code) if code else UNGROUPED
 
     result: Tally = defaultdict(Counts)
     if question_id in found.single:
@@ -315,10 +359,12 @@ def _from_narrow(
         counts.base = int(base)
         if answered:
             counts.values[""] = int(answered)
-    joined = " JOIN stat_row n ON n.survey_id = a.survey_id AND n.response_pk = a.response_pk"
+    # The coded rows (few) lead and find their narrow rows by primary key: CROSS JOIN
+    # keeps SQLite from scanning the narrow rows and probing the coded ones instead.
     for from_, value, counted in _CODED:
         rows = run(
-            f"SELECT {g}, {value}, {counted} FROM {from_}{joined}{where}"
+            f"SELECT {g}, {value}, {counted} FROM {from_} CROSS JOIN stat_row n{where}"
+            " AND n.response_pk = a.response_pk"
             " AND a.survey_id = :survey AND a.question_id = :q GROUP BY 1, 2"
         )
         for code, v, count in rows:

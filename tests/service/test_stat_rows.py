@@ -15,7 +15,15 @@ from fastapi.testclient import TestClient
 from schemas.surveys import SurveyDefinition
 from service.database import Database
 from service.stats import narrow
-from service.stats.tally import Counts, Scope, _from_narrow, _from_rows, tally
+from service.stats.tally import (
+    TOP,
+    Counts,
+    Scope,
+    _from_narrow,
+    _from_rows,
+    tally,
+    tally_with_groups,
+)
 from service.surveys import load_compiled
 from service.validation import compile_survey
 from tests.conftest import CODEBOOK_THEMES, MakeKey, bearer, survey_definition
@@ -70,6 +78,12 @@ def assert_random_scopes_agree(database: Database, rng: random.Random, times: in
             slow = _nonzero(_from_rows(session, compiled, question, scope, by))
             assert fast == slow, (question, scope, by)
             assert _nonzero(tally(session, compiled, question_id=question, scope=scope, by=by))
+            whole, grouped = tally_with_groups(
+                session, compiled, question_id=question, scope=scope, by=by
+            )
+            everyone = _from_rows(session, compiled, question, scope, None)
+            assert _nonzero({TOP: whole}) == _nonzero(everyone)
+            assert _nonzero(grouped) == (slow if by is not None else {})
             counted += bool(fast)
     return counted
 
