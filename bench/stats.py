@@ -22,6 +22,7 @@ with status 1 only if hearme's counts differ from the raw query's.
 """
 
 import argparse
+import io
 import json
 import os
 import random
@@ -40,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from pydantic import BaseModel
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 from submit import DEFAULT_PG_ADMIN, env_for, free_port, hearme_command, pg_database, serve
 
 from schemas.codebooks import CodebookIn
@@ -65,12 +67,13 @@ from service.coding.codebooks import codebook_of, put_codebook
 from service.coding.codings import recompute_outcome, store_coding, store_consensus
 from service.coding.outcome import outcome
 from service.database import Database, upgrade
+from service.imports import import_into_survey
 from service.keys import Principal, create_key
 from service.responses import Validated, store_validated
 from service.seed import dataset
 from service.settings import Settings
 from service.stats import cells, tables, themes
-from service.stats.query import resolve
+from service.stats.query import levels, resolve
 from service.surveys import create_survey, load_compiled
 from service.validation import CompiledSurvey
 
@@ -95,6 +98,7 @@ class Stat:
     question: str
     filters: tuple[tuple[str, str], ...] = ()
     by: str | None = None
+    sites: tuple[str, ...] = ()
     target: bool = True  # the issue's targets apply (False: shown for context)
     raw: str = ""  # one statement: rows of (kind, group, value, n)
 
@@ -104,11 +108,25 @@ class Stat:
 
     @property
     def params(self) -> httpx.QueryParams:
-        found = [(f"q.{q}", v) for q, v in self.filters]
+        found = [("site", site) for site in self.sites] + [(f"q.{q}", v) for q, v in self.filters]
         return httpx.QueryParams(tuple(found + ([("by", self.by)] if self.by else [])))
 
 
 RESPONSES = "SELECT 'base', NULL, NULL, COUNT(*) FROM response WHERE survey_id = :s"
+# conditions on the answer rows r (role), g (gender), c (involvement) and t (confidence)
+POLICE = " AND r.question_id = 'role' AND r.option = 'police'"
+FEMALE = " AND g.question_id = 'gender' AND g.option = 'female'"
+INVOLVED = " AND c.question_id = 'cse_case_involvement' AND c.option = 'true'"
+CONFIDENT = " AND t.question_id = 'trust_confidence' AND t.number IN (4, 5)"
+
+
+def _both(alias: str) -> str:
+    """The joins that keep the rows of `alias` of police officers involved in a case."""
+    return (
+        f" JOIN answer r ON r.response_pk = {alias}.response_pk{POLICE}"
+        f" JOIN answer c ON c.response_pk = {alias}.response_pk{INVOLVED}"
+    )
+
 
 STATS = (
     Stat(
@@ -168,22 +186,100 @@ STATS = (
         " WHERE e.survey_id = :s AND e.question_id = 'trust_actions' GROUP BY k.theme_id",
     ),
     Stat(
-        "likert q.role&q.gender (rows)",
+        "likert site=site-2&q.role=police",
+        "likert",
+        "trust_confidence",
+        filters=(("role", "police"),),
+        sites=("site-2",),
+        raw="SELECT 'v', NULL, l.number, COUNT(*) FROM answer l"
+        f" JOIN answer r ON r.response_pk = l.response_pk{POLICE}"
+        " WHERE l.survey_id = :s AND l.question_id = 'trust_confidence' AND l.site = 'site-2'"
+        " GROUP BY l.number"
+        " UNION ALL SELECT 'base', NULL, NULL, COUNT(*) FROM answer r"
+        f" WHERE r.survey_id = :s{POLICE} AND r.site = 'site-2'",
+    ),
+    Stat(
+        "likert by=role",
+        "likert",
+        "trust_confidence",
+        by="role",
+        raw="SELECT 'v', g.option, l.number, COUNT(*) FROM answer l"
+        " LEFT JOIN answer g ON g.response_pk = l.response_pk AND g.question_id = 'role'"
+        " WHERE l.survey_id = :s AND l.question_id = 'trust_confidence'"
+        " GROUP BY g.option, l.number"
+        " UNION ALL SELECT 'base', g.option, NULL, COUNT(*) FROM response r"
+        " LEFT JOIN answer g ON g.response_pk = r.pk AND g.question_id = 'role'"
+        " WHERE r.survey_id = :s GROUP BY g.option",
+    ),
+    Stat(
+        "likert q.role&q.gender",
         "likert",
         "trust_confidence",
         filters=(("role", "police"), ("gender", "female")),
-        target=False,
         raw="SELECT 'v', NULL, l.number, COUNT(*) FROM answer l"
-        " JOIN answer r ON r.response_pk = l.response_pk"
-        " JOIN answer g ON g.response_pk = l.response_pk"
+        f" JOIN answer r ON r.response_pk = l.response_pk{POLICE}"
+        f" JOIN answer g ON g.response_pk = l.response_pk{FEMALE}"
         " WHERE l.survey_id = :s AND l.question_id = 'trust_confidence'"
-        " AND r.survey_id = :s AND r.question_id = 'role' AND r.option = 'police'"
-        " AND g.survey_id = :s AND g.question_id = 'gender' AND g.option = 'female'"
         " GROUP BY l.number"
         " UNION ALL SELECT 'base', NULL, NULL, COUNT(*) FROM answer r"
-        " JOIN answer g ON g.response_pk = r.response_pk"
-        " WHERE r.survey_id = :s AND r.question_id = 'role' AND r.option = 'police'"
-        " AND g.survey_id = :s AND g.question_id = 'gender' AND g.option = 'female'",
+        f" JOIN answer g ON g.response_pk = r.response_pk{FEMALE}"
+        f" WHERE r.survey_id = :s{POLICE}",
+    ),
+    Stat(
+        "likert q.role by=gender",
+        "likert",
+        "trust_confidence",
+        filters=(("role", "police"),),
+        by="gender",
+        raw="SELECT 'v', g.option, l.number, COUNT(*) FROM answer l"
+        f" JOIN answer r ON r.response_pk = l.response_pk{POLICE}"
+        " LEFT JOIN answer g ON g.response_pk = l.response_pk AND g.question_id = 'gender'"
+        " WHERE l.survey_id = :s AND l.question_id = 'trust_confidence'"
+        " GROUP BY g.option, l.number"
+        " UNION ALL SELECT 'base', g.option, NULL, COUNT(*) FROM answer r"
+        " LEFT JOIN answer g ON g.response_pk = r.response_pk AND g.question_id = 'gender'"
+        f" WHERE r.survey_id = :s{POLICE} GROUP BY g.option",
+    ),
+    Stat(
+        "composition role q.cse&q.conf by=site",
+        "composition",
+        "role",
+        filters=(
+            ("cse_case_involvement", "true"),
+            ("trust_confidence", "4"),
+            ("trust_confidence", "5"),
+        ),
+        by="site",
+        raw="SELECT 'v', l.site, l.option, COUNT(*) FROM answer l"
+        f" JOIN answer c ON c.response_pk = l.response_pk{INVOLVED}"
+        f" JOIN answer t ON t.response_pk = l.response_pk{CONFIDENT}"
+        " WHERE l.survey_id = :s AND l.question_id = 'role' GROUP BY l.site, l.option"
+        " UNION ALL SELECT 'base', c.site, NULL, COUNT(*) FROM answer c"
+        f" JOIN answer t ON t.response_pk = c.response_pk{CONFIDENT}"
+        f" WHERE c.survey_id = :s{INVOLVED} GROUP BY c.site",
+    ),
+    Stat(
+        "themes q.role&q.cse",
+        "themes",
+        TEXT_QUESTION,
+        filters=(("role", "police"), ("cse_case_involvement", "true")),
+        raw="SELECT 'base', NULL, NULL, COUNT(*) FROM answer r"
+        f" JOIN answer c ON c.response_pk = r.response_pk{INVOLVED}"
+        f" WHERE r.survey_id = :s{POLICE}"
+        " UNION ALL SELECT 'answered', NULL, NULL, COUNT(*) FROM answer a"
+        f"{_both('a')} WHERE a.survey_id = :s AND a.question_id = 'trust_actions'"
+        " UNION ALL SELECT 'status', NULL, o.status, COUNT(*) FROM coding_outcome o"
+        f"{_both('o')} WHERE o.survey_id = :s AND o.question_id = 'trust_actions'"
+        " GROUP BY o.status"
+        " UNION ALL SELECT 'c', NULL, e.category_id, COUNT(*) FROM effective_category e"
+        f"{_both('e')} WHERE e.survey_id = :s AND e.question_id = 'trust_actions'"
+        " GROUP BY e.category_id"
+        " UNION ALL SELECT 't', NULL, k.theme_id, COUNT(DISTINCT e.response_pk)"
+        " FROM effective_category e"
+        " JOIN codebook b ON b.survey_id = e.survey_id AND b.question_id = e.question_id"
+        " JOIN codebook_category k ON k.codebook_id = b.id AND k.category_id = e.category_id"
+        f"{_both('e')} WHERE e.survey_id = :s AND e.question_id = 'trust_actions'"
+        " GROUP BY k.theme_id",
     ),
 )
 
@@ -501,6 +597,74 @@ def _copy(engine: Engine, rows: dict[type[SQLModel], list[dict[str, Any]]]) -> N
         raw.close()
 
 
+IMPORT_CHUNK = 50_000  # rows per import request
+CODED_BY_SERVICE = 500  # responses whose open answer the import loader codes
+
+
+def load_through_import(db: Database, compiled: CompiledSurvey, n: int, seed: int) -> None:
+    """The default loader, for every size: the responses as NDJSON through the import
+    service (`import_into_survey`, as `POST .../responses:import` calls it, in requests of
+    `IMPORT_CHUNK` rows, each one transaction storing batches of `import_batch_size`), then
+    the first `CODED_BY_SERVICE` open answers coded by two coders through the coding
+    service (coding a million answers by hand is not what a study does)."""
+    generator = Generator(compiled, seed)
+    batch_size = Settings.model_fields["import_batch_size"].default
+    coded: list[Drawn] = []
+    for first in range(1, n + 1, IMPORT_CHUNK):
+        drawn = [generator.draw(pk) for pk in range(first, min(first + IMPORT_CHUNK, n + 1))]
+        body = b"\n".join(
+            orjson.dumps(
+                {
+                    "site": d.site,
+                    "wave": d.wave,
+                    "submitted_at": d.received.isoformat(),
+                    "answers": d.answers,
+                }
+            )
+            for d in drawn
+        )
+        with db.session(write=True) as session:
+            import_into_survey(
+                session,
+                principal=ADMIN,
+                survey_id=SURVEY_ID,
+                body=io.BytesIO(body),
+                media_type="application/x-ndjson",
+                batch_size=batch_size,
+            )
+        coded += [d for d in drawn if d.sets and len(coded) < CODED_BY_SERVICE]
+        print(f"    imported {first - 1 + len(drawn):,} responses", flush=True)
+    with db.session(write=True) as session:
+        for d in coded[:CODED_BY_SERVICE]:
+            response = session.get(Response, d.pk)
+            assert response is not None
+            _code(session, response, d)
+    print(f"    coded {min(len(coded), CODED_BY_SERVICE):,} open answers", flush=True)
+    if db.engine.dialect.name == "postgresql":  # what autovacuum does after a large load
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+
+
+def _code(session: Session, response: Response, d: "Drawn") -> None:
+    for coder, categories in zip(CODERS, d.sets, strict=True):
+        store_coding(
+            session,
+            response=response,
+            question_id=TEXT_QUESTION,
+            coder=coder,
+            categories=categories,
+        )
+    if d.consensus is not None:
+        store_consensus(
+            session,
+            response=response,
+            question_id=TEXT_QUESTION,
+            set_by="evaluator",
+            categories=d.consensus,
+        )
+    recompute_outcome(session, response=response, question_id=TEXT_QUESTION)
+
+
 def load_through_service(db: Database, compiled: CompiledSurvey, n: int, seed: int) -> None:
     """The default loader: every row written by the service's own functions, as live
     submissions and coding would write them (so a change of schema or rule cannot leave
@@ -526,26 +690,8 @@ def load_through_service(db: Database, compiled: CompiledSurvey, n: int, seed: i
                 ],
             )
             for d, (pk, values) in zip(drawn, stored, strict=True):
-                if not d.sets:
-                    continue
-                response = Response(pk=pk, **values)
-                for coder, categories in zip(CODERS, d.sets, strict=True):
-                    store_coding(
-                        session,
-                        response=response,
-                        question_id=TEXT_QUESTION,
-                        coder=coder,
-                        categories=categories,
-                    )
-                if d.consensus is not None:
-                    store_consensus(
-                        session,
-                        response=response,
-                        question_id=TEXT_QUESTION,
-                        set_by="evaluator",
-                        categories=d.consensus,
-                    )
-                recompute_outcome(session, response=response, question_id=TEXT_QUESTION)
+                if d.sets:
+                    _code(session, Response(pk=pk, **values), d)
         done = first - 1 + len(drawn)
         if done % 20_000 == 0 or done == n:
             print(f"    loaded {done:,} responses through the service", flush=True)
@@ -649,13 +795,25 @@ class Study:
             query = resolve(
                 compiled,
                 principal=self.principal,
-                sites=[],
+                sites=list(stat.sites),
                 waves=[],
                 filters=list(stat.filters),
                 by=stat.by,
                 min_cell=None,
             )
             return TABLES[stat.kind](session, compiled, question_id=stat.question, query=query)
+
+    def groups(self, by: str | None) -> list[str]:
+        """The keys of the groups of `by`, as `_key` spells them."""
+        if by is None:
+            return []
+        with self.db.session(write=False) as session:
+            compiled = load_compiled(session, survey_id=SURVEY_ID)
+        if by == "site":
+            return [site.id for site in compiled.definition.sites]
+        if by == "wave":
+            return [wave.id for wave in compiled.definition.waves]
+        return [level.key for level in levels(compiled.questions[by])]
 
     def raw(self, stat: Stat) -> RawRows:
         with self.db.engine.connect() as conn:
@@ -683,7 +841,7 @@ def measure_service(
             m.hearme.append(elapsed)
             elapsed, rows = timed(partial(study.raw, stat))
             m.raw.append(elapsed)
-        groups = [site for site, _ in dataset.SITE_COUNTS] if stat.by == "site" else []
+        groups = study.groups(stat.by)
         mine = body_counts(body.model_dump(mode="json"))
         theirs = raw_counts(stat, rows, groups)
         if mine != theirs:
@@ -775,7 +933,7 @@ def run_size(
     engine: str, n: int, args: argparse.Namespace
 ) -> tuple[Setup, list[Measured], list[str]]:
     with database(engine, args) as url, ExitStack() as stack:
-        settings = Settings(database_url=url)
+        settings = Settings(database_url=url, db_statement_timeout=0)  # set-up may take minutes
         upgrade(settings)
         db = Database(settings)
         stack.callback(db.dispose)
@@ -801,6 +959,8 @@ def run_size(
         print(f"  {engine} N={n:,}: loading ...", flush=True)
         if args.loader == "bulk":
             load_s, _ = timed(lambda: load(url, compiled, n, args.seed))
+        elif args.loader == "import":
+            load_s, _ = timed(lambda: load_through_import(db, compiled, n, args.seed))
         else:
             load_s, _ = timed(lambda: load_through_service(db, compiled, n, args.seed))
         print(f"    loaded in {load_s:.1f} s; rebuilding the cells ...", flush=True)
@@ -809,7 +969,8 @@ def run_size(
             with db.session(write=True) as session:
                 cells.rebuild(session, load_compiled(session, survey_id=SURVEY_ID))
 
-        rebuild_s, _ = timed(rebuild)
+        # the service's loaders keep the cells as they write; only bulk rows need counting
+        rebuild_s, _ = timed(rebuild) if args.loader == "bulk" else (float("nan"), None)
         with db.session(write=False) as session:
             counts = [
                 int(session.execute(select(func.count()).select_from(model)).scalar_one())
@@ -888,9 +1049,8 @@ def targets(measured: list[Measured]) -> None:
         p50, ratio = m.p50(m.hearme), m.p50(m.hearme) / m.p50(m.raw)
         checks = [f"ratio {ratio:.3f} {'<=' if ratio <= 1.5 else '>'} 1.5"]
         met = ratio <= 1.5
-        if m.engine == "sqlite":
-            checks.insert(0, f"p50 {p50:.2f} ms {'<' if p50 < 100 else '>='} 100 ms")
-            met = met and p50 < 100
+        checks.insert(0, f"p50 {p50:.2f} ms {'<' if p50 < 100 else '>='} 100 ms")
+        met = met and p50 < 100  # issue 15: on both engines
         if largest > smallest:
             first = next(
                 x.p50(x.hearme)
@@ -927,9 +1087,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
         "--loader",
-        choices=["service", "bulk"],
-        default="service",
-        help="write the data through the service's functions (default), or in bulk",
+        choices=["import", "service", "bulk"],
+        default="import",
+        help="NDJSON through the import service (default), every row and coding through"
+        " the service's functions, or in bulk (direct table writes)",
     )
     parser.add_argument(
         "--pg-admin-url",

@@ -7,10 +7,18 @@ grouping a million answers; submissions, imports, erasures, codings and survey
 edits keep them exact in the same transaction (see `service/stats/cells.py`).
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import BigInteger, Column, Integer, PrimaryKeyConstraint, SmallInteger
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+)
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -146,3 +154,31 @@ class Themes(ThemeTable):
     min_cell: int | None = None
     by: str | None = None
     groups: list[ThemeGroup] | None = None
+
+
+# --- the narrow table: one row per response (see service/stats/narrow.py) ---------------
+
+SINGLE_SLOTS = 32  # single-valued questions (choice, likert, boolean) a survey may have there
+MULTI_SLOTS = 8  # multi-choice questions, each a bitmask of up to MASK_BITS options
+MASK_BITS = 62
+
+
+def _narrow_columns() -> list[Column[Any]]:
+    columns: list[Column[Any]] = [
+        Column("survey_id", String(64), primary_key=True),
+        Column("response_pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("site", SmallInteger, nullable=False),
+        Column("wave", SmallInteger, nullable=False),
+    ]
+    columns += [Column(f"s{i}", SmallInteger, nullable=True) for i in range(SINGLE_SLOTS)]
+    columns += [Column(f"m{i}", BigInteger, nullable=True) for i in range(MULTI_SLOTS)]
+    columns.append(Column("t", BigInteger, nullable=True))
+    return columns
+
+
+# Per response of a survey: its site and wave, and the code of each single-valued answer
+# (`s<slot>`: the value's 1-based position in the question's levels), the options of each
+# multi-choice answer as a bitmask (`m<slot>`), and which text questions it answered (`t`,
+# one bit per text question). NULL: no answer. WITHOUT ROWID on SQLite, so a survey's rows
+# lie together in primary-key order and a statistic scans only its own survey.
+stat_row = Table("stat_row", SQLModel.metadata, *_narrow_columns(), sqlite_with_rowid=False)

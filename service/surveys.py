@@ -13,7 +13,7 @@ from service.events import outbox
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
 from service.permissions import Action, require
-from service.stats import cells
+from service.stats import cells, narrow
 from service.validation import CompiledCache, CompiledSurvey, compile_survey
 
 _compiled = CompiledCache()
@@ -68,6 +68,7 @@ def _recount_if_moved(session: Session, *, before: CompiledSurvey, after: Compil
     """A question that changed type stores its answers in other columns and counts in
     other cells: derive both again, so statistics follow the definition in force."""
     if cells.signature(before) == cells.signature(after):
+        narrow.follow(session, before=before, after=after)  # codes moved: rows afresh
         return
     retyped = [
         qid
@@ -168,14 +169,17 @@ def cached_compiled(survey_id: str) -> CompiledSurvey | None:
 
 
 def recount_stale_surveys(session: Session) -> list[str]:
-    """Rebuild the cells of every survey whose cells do not count its stored responses:
-    responses stored before the cells existed (migration 0003), or restored from a
-    backup of the response tables alone. Run at start-up, after migrating."""
+    """Rebuild the cells (and narrow rows) of every survey whose cells or narrow rows do
+    not count its stored responses: responses stored before the cells existed (migration
+    0003), or restored from a backup of the response tables alone. Run at start-up,
+    after migrating."""
     stale = []
     for survey_id in session.exec(select(Survey.id)).all():
-        if cells.counted_responses(session, survey_id=survey_id) != cells.stored_responses(
-            session, survey_id=survey_id
-        ):
+        counted = {
+            cells.counted_responses(session, survey_id=survey_id),
+            narrow.counted_responses(session, survey_id=survey_id),
+        }
+        if counted != {cells.stored_responses(session, survey_id=survey_id)}:
             cells.rebuild(session, load_compiled(session, survey_id=survey_id))
             stale.append(survey_id)
     return stale

@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 
 from schemas.responses import Response
 from schemas.stats import StatCell
+from service.stats import narrow
 from service.validation import CompiledSurvey
 
 # The value of a single-valued answer as the cells spell it: the option ('true'/'false'
@@ -173,7 +174,8 @@ def apply(
 ) -> None:
     """Add (sign 1) or take away (sign -1) the cells of these responses (None: all of the
     survey's), counting what `sources` name. Run it after rows are stored and before
-    they are deleted."""
+    they are deleted. Counting the answers, it keeps the narrow rows too (`narrow.apply`):
+    every write path that keeps the cells keeps them, with one more statement."""
     key = (frozenset(sources), response_pks is not None)
     statement = _STATEMENTS.get(key)
     if statement is None:
@@ -195,6 +197,8 @@ def apply(
         params["pks"] = response_pks
         params["shard"] = response_pks[0] % SHARDS if response_pks else 0
     session.execute(statement, params)
+    if Source.answers in key[0]:  # the narrow rows follow the answers, in this transaction
+        narrow.apply(session, compiled, sign=sign, response_pks=response_pks)
 
 
 def rebuild(session: Session, compiled: CompiledSurvey) -> None:

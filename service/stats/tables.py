@@ -27,7 +27,7 @@ from service.errors import FieldProblem, Invalid, NotFound
 from service.stats.numbers import half_up, percent, share
 from service.stats.query import Level, StatsQuery, levels
 from service.stats.suppression import Grid, cover, settle, suppress
-from service.stats.tally import TOP, Counts, Scope, tally
+from service.stats.tally import TOP, Counts, Scope, tally, tally_with_groups
 from service.validation import CompiledSurvey
 
 COMPOSABLE = ("choice", "multi_choice", "boolean", "likert")
@@ -70,10 +70,11 @@ def counted(
     session: Session, compiled: CompiledSurvey, question_id: str, query: StatsQuery
 ) -> list[tuple[str, Counts]]:
     """The whole scope's counts, then each group's of `by`, in the groups' order."""
-    whole = tally(session, compiled, question_id=question_id, scope=query.scope)
-    result = [(TOP, whole.get(TOP, Counts()))]
+    whole, grouped = tally_with_groups(
+        session, compiled, question_id=question_id, scope=query.scope, by=query.by
+    )
+    result = [(TOP, whole)]
     if query.by is not None:
-        grouped = tally(session, compiled, question_id=question_id, scope=query.scope, by=query.by)
         result += [(g.key, grouped.get(g.key, Counts())) for g in query.groups]
     return result
 

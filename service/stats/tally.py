@@ -4,8 +4,10 @@ A tally answers: over the responses in scope (sites, waves, `q.<question>` filte
 how many responses are there, and how many gave each value of the question; with
 `by`, the same per group. The summary cells answer directly when at most one question
 filters and the grouping is by site or wave (or by a question, unfiltered), which is
-what dashboards ask; anything else is counted from the stored rows, spelling values as
-the cells do (`cells.VALUE`), and a test holds both paths to the same counts.
+what dashboards ask; any other shape is counted by one filtered GROUP BY over the narrow
+table (one row of small integers per response, `narrow.py`); a question the narrow table
+has no slot for is counted from the stored answer rows, spelling values as the cells do
+(`cells.VALUE`). Tests hold the three paths to the same counts.
 """
 
 from collections import defaultdict
@@ -16,10 +18,11 @@ from sqlalchemy import BindParameter, String, bindparam, func, select, text
 from sqlmodel import Session, col
 
 from schemas.stats import StatCell
-from service.stats import cells
+from service.stats import cells, narrow
 from service.validation import CompiledSurvey
 
 TOP = ""  # the group key of the whole scope
+UNGROUPED = "\x00ungrouped"  # the responses without an answer to the `by` question
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,50 @@ def tally(
 ) -> Tally:
     """Counts of `question_id`'s values in scope, per group of `by` (site, wave or a
     single-valued question id) or for the whole scope (key TOP)."""
+    path = _path(compiled, question_id, scope, by)
+    if path == "cells":
+        return _from_cells(session, compiled.definition.id, question_id, scope, by)
+    if path == "narrow":
+        return _from_narrow(session, compiled, question_id, scope, by)
+    return _from_rows(session, compiled, question_id, scope, by)
+
+
+def tally_with_groups(
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    question_id: str,
+    scope: Scope,
+    by: str | None,
+) -> tuple[Counts, Tally]:
+    """The whole scope's counts, and each group's of `by` (none without `by`). Where both
+    come from the narrow rows, one scan gives both: the groups, with the responses in no
+    group (no answer to the `by` question), partition the scope, so the whole is their
+    sum (distinct counts too, each response being in one group)."""
+    both = {_path(compiled, question_id, scope, None), _path(compiled, question_id, scope, by)}
+    if by is not None and both == {"narrow"}:
+        grouped = _from_narrow(session, compiled, question_id, scope, by, ungrouped=True)
+        whole = Counts()
+        for counts in grouped.values():
+            whole.base += counts.base
+            for value, n in counts.values.items():
+                whole.values[value] = whole.values.get(value, 0) + n
+        grouped.pop(UNGROUPED, None)
+        return whole, grouped
+    whole = tally(session, compiled, question_id=question_id, scope=scope).get(TOP, Counts())
+    if by is None:
+        return whole, {}
+    return whole, tally(session, compiled, question_id=question_id, scope=scope, by=by)
+
+
+def _path(compiled: CompiledSurvey, question_id: str, scope: Scope, by: str | None) -> str:
     filters = scope.filters
     if not filters or (len(filters) == 1 and by in (None, "site", "wave")):
-        return _from_cells(session, compiled.definition.id, question_id, scope, by)
-    return _from_rows(session, compiled, question_id, scope, by)
+        return "cells"
+    grouping = [by] if by not in (None, "site", "wave") else []
+    if narrow.covers(compiled, [question_id, *(q for q, _ in filters), *grouping]):
+        return "narrow"
+    return "rows"
 
 
 def _cell_query(
@@ -229,3 +272,101 @@ def _from_rows(
     if by is None:
         return {TOP: result.get("", Counts())}
     return result
+
+
+def _from_narrow(
+    session: Session,
+    compiled: CompiledSurvey,
+    question_id: str,
+    scope: Scope,
+    by: str | None,
+    *,
+    ungrouped: bool = False,
+) -> Tally:
+    """Any filters and any grouping as one scan of the survey's narrow rows (plus, for a
+    text question, the coded rows joined to them by primary key). Only counts leave the
+    database. `ungrouped`: also count the responses without an answer to the `by`
+    question, under UNGROUPED."""
+    found = narrow.layout(compiled)
+    params: dict[str, Any] = {"survey": compiled.definition.id, "q": question_id}
+    binds: list[BindParameter[Any]] = []
+    conditions = ["n.survey_id = :survey"]
+
+    def among(column: narrow.Column, keys: tuple[str, ...], name: str) -> None:
+        known = dict(column.codes)
+        params[name] = [known[k] for k in keys if k in known]
+        binds.append(bindparam(name, expanding=True))
+        conditions.append(f"n.{column.name} IN :{name}")
+
+    if scope.sites is not None:
+        among(found.sites, scope.sites, "sites")
+    if scope.waves is not None:
+        among(found.waves, scope.waves, "waves")
+    for i, (filter_q, filter_values) in enumerate(scope.filters):
+        among(found.single[filter_q], filter_values, f"f{i}")
+    groups: narrow.Column | None = None
+    if by == "site":
+        groups = found.sites
+    elif by == "wave":
+        groups = found.waves
+    elif by is not None:
+        groups = found.single[by]
+        if not ungrouped:
+            conditions.append(f"n.{groups.name} IS NOT NULL")
+    g = f"COALESCE(n.{groups.name}, 0)" if groups is not None else "0"
+    where = " WHERE " + " AND ".join(conditions)
+
+    def run(sql: str) -> Any:
+        return session.execute(text(sql).bindparams(*binds), params)
+
+    def group_of(code: int) -> str:
+        if groups is None:
+            return TOP
+        return groups.key(code) if code else UNGROUPED
+
+    result: Tally = defaultdict(Counts)
+    if question_id in found.single:
+        target = found.single[question_id]
+        # one grouping key: SQLite sorts one integer instead of two columns
+        rows = run(
+            f"SELECT {g} * 4096 + COALESCE(n.{target.name}, 0), COUNT(*)"
+            f" FROM stat_row n{where} GROUP BY 1"
+        )
+        for key, count in rows:
+            counts = result[group_of(int(key) // 4096)]
+            counts.base += int(count)
+            if int(key) % 4096:
+                counts.values[target.key(int(key) % 4096)] = int(count)
+        return dict(result)
+    if question_id in found.multi:
+        target = found.multi[question_id]
+        m = f"n.{target.name}"
+        sums = "".join(f", SUM(({m} / {1 << c}) % 2)" for _, c in target.codes)
+        rows = run(f"SELECT {g}, COUNT(*), COUNT({m}){sums} FROM stat_row n{where} GROUP BY 1")
+        for code, base, answered, *chosen in rows:
+            counts = result[group_of(int(code))]
+            counts.base = int(base)
+            counts.values = {k: int(c) for (k, _), c in zip(target.codes, chosen, strict=True) if c}
+            if answered:
+                counts.values[""] = int(answered)
+        return dict(result)
+    bit = found.text[question_id]
+    rows = run(
+        f"SELECT {g}, COUNT(*), SUM((n.t / {1 << bit}) % 2) FROM stat_row n{where} GROUP BY 1"
+    )
+    for code, base, answered in rows:
+        counts = result[group_of(int(code))]
+        counts.base = int(base)
+        if answered:
+            counts.values[""] = int(answered)
+    # The coded rows (few) lead and find their narrow rows by primary key: CROSS JOIN
+    # keeps SQLite from scanning the narrow rows and probing the coded ones instead.
+    for from_, value, counted in _CODED:
+        rows = run(
+            f"SELECT {g}, {value}, {counted} FROM {from_} CROSS JOIN stat_row n{where}"
+            " AND n.response_pk = a.response_pk"
+            " AND a.survey_id = :survey AND a.question_id = :q GROUP BY 1, 2"
+        )
+        for code, v, count in rows:
+            result[group_of(int(code))].values[v] = int(count)
+    return dict(result)

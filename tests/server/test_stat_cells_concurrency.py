@@ -1,7 +1,8 @@
-"""The statistics cells stay exact under concurrent writes to a real server.
+"""The statistics cells and narrow rows stay exact under concurrent writes to a real server.
 
 Two worker processes take submissions, erasures and codings at once; the cells they
-maintain by upsert must end equal to a recount from the stored rows, and the published
+maintain by upsert (and the narrow rows they insert and delete) must end equal to a
+recount from the stored rows, and the published
 statistics equal to counts made here from what the server acknowledged.
 """
 
@@ -83,6 +84,16 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
     with server.client(admin) as client:
         role = client.get("/v1/surveys/trust/stats/composition/role?by=site").json()
         themes = client.get("/v1/surveys/trust/stats/themes/trust_actions").json()
+        # two filters and a group: read from the narrow rows
+        narrowed = client.get(
+            "/v1/surveys/trust/stats/likert/trust_confidence",
+            params=[
+                ("q.role", "police"),
+                ("q.role", "health"),
+                ("q.involved", "true"),
+                ("by", "site"),
+            ],
+        ).json()
     assert role["n"] == len(kept)
     assert {r["value"]: r["count"] for r in role["rows"]} == Counter(
         body["answers"]["role"] for body in kept
@@ -100,3 +111,15 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
         "listening": len(coded_kept),
         "honest": 0,
     }
+
+    scoped = [
+        b for b in kept if b["answers"]["role"] in ("police", "health") and b["answers"]["involved"]
+    ]
+    assert narrowed["n"] == len(scoped)
+    for group in narrowed["groups"]:
+        points = Counter(
+            s["answers"]["trust_confidence"] for s in scoped if s["site"] == group["value"]
+        )
+        assert {r["value"]: r["count"] for r in group["rows"]} == {
+            v: points[v] for v in range(1, 6)
+        }

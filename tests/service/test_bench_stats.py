@@ -47,7 +47,7 @@ def test_the_statistics_benchmark_runs_on_service_built_data(
 
         require_pg()
     by_loader = {}
-    for loader in ("service", "bulk"):
+    for loader in ("import", "service", "bulk"):
         setup, measured, mismatches = bench.run_size(engine, N, _args(loader))
         assert mismatches == [], mismatches
         assert {m.stat.name for m in measured} == {s.name for s in bench.STATS}
@@ -55,3 +55,5 @@ def test_the_statistics_benchmark_runs_on_service_built_data(
         assert setup.effective > 0  # coded answers with effective categories
         by_loader[loader] = (setup.cells, setup.answers, setup.effective)
     assert by_loader["service"] == by_loader["bulk"]
+    # the import loader codes only the first answers: its responses and answers agree
+    assert by_loader["import"][1] == by_loader["service"][1]

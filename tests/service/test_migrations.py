@@ -113,3 +113,61 @@ def test_one_linear_history_in_dated_files() -> None:
     assert files
     for name in files:
         assert MIGRATION_FILE.match(name), f"{name}: name migrations YYYY_MM_DD_slug.py"
+
+
+def test_migration_0010_fills_the_narrow_table_of_a_populated_database(empty_url: str) -> None:
+    """Responses stored before 0010 get their narrow rows from the migration itself: taken
+    down to 0007 (the table dropped) and up again, the rows are what the service kept."""
+    import io
+    import json
+    import random
+
+    from schemas.keys import Role
+    from schemas.stats import stat_row
+    from schemas.surveys import SurveyDefinition
+    from service.database import Database
+    from service.imports import import_responses
+    from service.keys import Principal
+    from service.surveys import create_survey, load_compiled
+    from tests.conftest import survey_definition
+    from tests.service.test_stat_cells import random_row
+
+    settings = Settings(database_url=empty_url)
+    upgrade(settings)
+    admin = Principal(key_id=0, name="migration-test", role=Role.admin, sites=None)
+    rng = random.Random(10)
+    body = "".join(json.dumps(random_row(rng, "midway")) + "\n" for _ in range(60))
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            create_survey(
+                session,
+                principal=admin,
+                data=SurveyDefinition.model_validate(survey_definition()),
+            )
+        with database.session() as session:
+            compiled = load_compiled(session, survey_id="trust", for_write=True)
+            imported = import_responses(
+                session,
+                compiled,
+                principal=admin,
+                body=io.BytesIO(body.encode()),
+                media_type="application/x-ndjson",
+                batch_size=25,
+            )
+            assert imported == 60
+
+        def rows() -> list[tuple[object, ...]]:
+            with database.session(write=False) as session:
+                query = stat_row.select().order_by(stat_row.c.response_pk)
+                return [tuple(r) for r in session.execute(query)]
+
+        kept = rows()
+        assert len(kept) == 60
+        database.dispose()
+        command.downgrade(alembic_config(empty_url), "0007")
+        assert "stat_row" not in _tables(empty_url)
+        command.upgrade(alembic_config(empty_url), "head")
+        assert rows() == kept
+    finally:
+        database.dispose()

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
-from schemas.stats import StatCell
+from schemas.responses import Response
+from schemas.stats import StatCell, stat_row
 from service.database import Database
 from service.stats import cells
 from service.stats.tally import Scope, _from_cells, _from_rows
@@ -36,15 +37,23 @@ def snapshot(session: Session) -> Counter[tuple[str, ...]]:
     return found
 
 
+def narrow_rows(session: Session) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in session.execute(stat_row.select().order_by("response_pk"))]
+
+
 def assert_cells_exact(database: Database) -> None:
-    """The cells equal a rebuild from the stored rows (done, then rolled back)."""
+    """The cells, and the narrow rows, equal a rebuild from the stored rows (done, then
+    rolled back)."""
     with Session(database.write_engine) as session:
-        kept = snapshot(session)
+        kept, kept_rows = snapshot(session), narrow_rows(session)
         compiled = load_compiled(session, survey_id=SURVEY)
         cells.rebuild(session, compiled)
-        rebuilt = snapshot(session)
+        rebuilt, rebuilt_rows = snapshot(session), narrow_rows(session)
+        responses = session.execute(select(func.count()).select_from(Response)).scalar_one()
         session.rollback()
     assert kept == rebuilt
+    assert kept_rows == rebuilt_rows
+    assert len(kept_rows) == responses
 
 
 def random_row(rng: random.Random, wave: str) -> dict[str, Any]:
@@ -194,10 +203,16 @@ def test_start_up_recounts_a_survey_stored_without_cells(
     assert client.post("/v1/surveys", json=survey_definition(), headers=admin).status_code == 201
     import_rows(client, admin, [random_row(rng, "midway") for _ in range(20)])
     with database.session() as session:
-        before = snapshot(session)
+        before, rows = snapshot(session), narrow_rows(session)
         session.execute(StatCell.__table__.delete())  # type: ignore[attr-defined]
     with database.session() as session:
         assert recount_stale_surveys(session) == [SURVEY]
     with database.session() as session:
         assert snapshot(session) == before
+        assert recount_stale_surveys(session) == []
+        session.execute(stat_row.delete())  # narrow rows lost alone: found and rebuilt too
+    with database.session() as session:
+        assert recount_stale_surveys(session) == [SURVEY]
+    with database.session() as session:
+        assert narrow_rows(session) == rows
         assert recount_stale_surveys(session) == []

@@ -1,0 +1,231 @@
+"""The narrow table (`schemas.stats.stat_row`): every statistic with any filters, in one scan.
+
+The summary cells (`cells.py`) answer a table with no filter or one filter from a few
+hundred rows. Any other shape (two filters, a filter and a question group, ...) needs the
+responses themselves; joining their answer rows costs one index probe per answer per
+filter and grew to seconds at a million responses. Here each response is one row of small
+integers: its site and wave, one column per single-valued question (the code of the
+answer: its 1-based position in the question's levels), a bitmask per multi-choice
+question and one of answered text questions. Any number of filters and a grouping are
+then one filtered GROUP BY over the survey's rows: no join, no index probe per answer.
+bench/stats.py holds the measurements against the candidates (covering-index joins,
+roaring bitmaps) that led here; bench/README.md has the figures.
+
+Exact by construction, as the cells are: `cells.apply` calls `apply` for every change to
+the answers (submission batch, import batch, erasure, full rebuild), in the same
+transaction, and the rows are derived from the stored answer rows by one INSERT ... SELECT
+per call, so one statement per batch whatever its size. Rows never change after that:
+answers are immutable; an erasure deletes the row. Coding outcomes are not copied here:
+theme statistics join the coded rows (few) to the narrow rows by primary key.
+
+The codes depend on the definition's order of sites, waves, questions and levels
+(`Layout`): a definition change that moves any of them rebuilds the survey's rows
+(`follow`), in the transaction of the change. A survey with more questions than the
+table has slots keeps those questions out of it; statistics that touch them are counted
+from the answer rows, as before (`covers`).
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from weakref import ref
+
+from sqlalchemy import bindparam, text
+from sqlmodel import Session
+
+from schemas.stats import MASK_BITS, MULTI_SLOTS, SINGLE_SLOTS
+from schemas.surveys import BooleanQuestion, LikertQuestion, Question
+from service.validation import CompiledSurvey
+
+# The value of an answer row as the cells spell it (see cells.VALUE).
+VALUE = "COALESCE(a.option, CAST(CAST(a.number AS INTEGER) AS VARCHAR(20)))"
+
+
+@dataclass(frozen=True)
+class Column:
+    """Where a question lives in the narrow table, and the code of each of its values
+    (single-valued: 1-based position; multi-choice: bit number; text: its bit in `t`)."""
+
+    name: str
+    codes: tuple[tuple[str, int], ...]
+
+    def code(self, key: str) -> int:
+        return dict(self.codes)[key]
+
+    def key(self, code: int) -> str:
+        return {c: k for k, c in self.codes}[code]
+
+
+@dataclass(frozen=True)
+class Layout:
+    sites: Column
+    waves: Column
+    single: dict[str, Column]
+    multi: dict[str, Column]
+    text: dict[str, int]  # text question -> its bit in `t`
+
+    def signature(self) -> tuple[Any, ...]:
+        return (
+            self.sites,
+            self.waves,
+            tuple(self.single.items()),
+            tuple(self.multi.items()),
+            tuple(self.text.items()),
+        )
+
+
+# per compiled survey (compared by identity: its fields are not hashable), while it lives
+_LAYOUTS: dict[int, tuple["ref[CompiledSurvey]", Layout]] = {}
+
+
+def layout(compiled: CompiledSurvey) -> Layout:
+    cached = _LAYOUTS.get(id(compiled))
+    if cached is not None and cached[0]() is compiled:
+        return cached[1]
+    found = _layout(compiled)
+    key = id(compiled)
+    _LAYOUTS[key] = (ref(compiled, lambda _: _LAYOUTS.pop(key, None)), found)
+    return found
+
+
+def _keys(question: Question) -> list[str]:
+    """A question's values as the cells spell them, in the order of `query.levels`."""
+    if isinstance(question, BooleanQuestion):
+        return ["true", "false"]
+    if isinstance(question, LikertQuestion):
+        return [str(p.value) for p in question.scale]
+    return [o.value for o in getattr(question, "options", ())]
+
+
+def _layout(compiled: CompiledSurvey) -> Layout:
+    definition = compiled.definition
+    single: dict[str, Column] = {}
+    multi: dict[str, Column] = {}
+    texts: dict[str, int] = {}
+    for question in definition.questions:
+        if question.type in ("choice", "likert", "boolean") and len(single) < SINGLE_SLOTS:
+            codes = tuple((k, i) for i, k in enumerate(_keys(question), start=1))
+            single[question.id] = Column(f"s{len(single)}", codes)
+        elif question.type == "multi_choice" and len(multi) < MULTI_SLOTS:
+            options = _keys(question)
+            if len(options) <= MASK_BITS:
+                codes = tuple((k, i) for i, k in enumerate(options))
+                multi[question.id] = Column(f"m{len(multi)}", codes)
+        elif question.type == "text" and len(texts) < MASK_BITS:
+            texts[question.id] = len(texts)
+    return Layout(
+        sites=Column("site", tuple((s.id, i) for i, s in enumerate(definition.sites, start=1))),
+        waves=Column("wave", tuple((w.id, i) for i, w in enumerate(definition.waves, start=1))),
+        single=single,
+        multi=multi,
+        text=texts,
+    )
+
+
+def covers(compiled: CompiledSurvey, questions: Iterable[str]) -> bool:
+    """Whether every one of these questions has its place in the narrow table."""
+    found = layout(compiled)
+    return all(q in found.single or q in found.multi or q in found.text for q in questions)
+
+
+# --- keeping the rows -------------------------------------------------------------------
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _case(expression: str, codes: Iterable[tuple[str, int]]) -> str:
+    whens = " ".join(f"WHEN {_literal(k)} THEN {c}" for k, c in codes)
+    return f"CASE {expression} {whens} END" if whens else "NULL"
+
+
+def _insert_sql(found: Layout, *, restricted: bool) -> str:
+    """One INSERT ... SELECT of the rows of a survey's responses (:pks, or all of them),
+    pivoting their answer rows: each single-valued question answers at most once per
+    response (MAX picks that row), each multi-choice option at most once (the SUM of
+    distinct powers of two is the bitmask), and each text question at most once."""
+    names = ["site", "wave"]
+    values = [_case("r.site", found.sites.codes), _case("r.wave", found.waves.codes)]
+    for qid, column in found.single.items():
+        names.append(column.name)
+        values.append(
+            f"MAX(CASE WHEN a.question_id = {_literal(qid)} THEN {_case(VALUE, column.codes)} END)"
+        )
+    for qid, column in found.multi.items():
+        names.append(column.name)
+        powers = tuple((k, 1 << c) for k, c in column.codes)
+        values.append(
+            f"SUM(CASE WHEN a.question_id = {_literal(qid)} THEN {_case('a.option', powers)} END)"
+        )
+    if found.text:
+        names.append("t")
+        powers = tuple((qid, 1 << bit) for qid, bit in found.text.items())
+        values.append(f"SUM({_case('a.question_id', powers)})")
+    questions = [*found.single, *found.multi, *found.text]
+    joined = (
+        " LEFT JOIN answer a ON a.response_pk = r.pk AND a.question_id IN ("
+        + ", ".join(_literal(q) for q in questions)
+        + ")"
+        if questions
+        else " LEFT JOIN answer a ON 1 = 0"
+    )
+    # Site, wave, question and option ids are slugs (contract §1), and quoted besides.
+    return (
+        f"INSERT INTO stat_row (survey_id, response_pk, {', '.join(names)})"  # noqa: S608
+        f" SELECT r.survey_id, r.pk, {', '.join(values)} FROM response r{joined}"
+        " WHERE r.survey_id = :survey"
+        + (" AND r.pk IN :pks" if restricted else "")
+        + " GROUP BY r.survey_id, r.pk, r.site, r.wave"
+    )
+
+
+_INSERTS: dict[tuple[tuple[Any, ...], bool], Any] = {}
+
+
+def _insert(found: Layout, *, restricted: bool) -> Any:
+    key = (found.signature(), restricted)
+    statement = _INSERTS.get(key)
+    if statement is None:
+        statement = text(_insert_sql(found, restricted=restricted))
+        if restricted:
+            statement = statement.bindparams(bindparam("pks", expanding=True))
+        _INSERTS[key] = statement
+    return statement
+
+
+_DELETE_SOME = text(
+    "DELETE FROM stat_row WHERE survey_id = :survey AND response_pk IN :pks"
+).bindparams(bindparam("pks", expanding=True))
+_DELETE_ALL = text("DELETE FROM stat_row WHERE survey_id = :survey")
+
+
+def apply(
+    session: Session, compiled: CompiledSurvey, *, sign: int, response_pks: list[int] | None
+) -> None:
+    """Add (sign 1) the rows of these stored responses, or take them away (sign -1), in
+    one statement; None: all of the survey's (added afresh: the old rows go first)."""
+    params: dict[str, Any] = {"survey": compiled.definition.id}
+    if response_pks is not None:
+        if not response_pks:
+            return
+        params["pks"] = response_pks
+    if sign < 0 or response_pks is None:
+        session.execute(_DELETE_ALL if response_pks is None else _DELETE_SOME, params)
+    if sign > 0:
+        found = layout(compiled)
+        session.execute(_insert(found, restricted=response_pks is not None), params)
+
+
+def follow(session: Session, *, before: CompiledSurvey, after: CompiledSurvey) -> None:
+    """After a definition change: rebuild the survey's rows if their codes moved."""
+    if layout(before).signature() != layout(after).signature():
+        apply(session, after, sign=1, response_pks=None)
+
+
+_COUNT = text("SELECT COUNT(*) FROM stat_row WHERE survey_id = :survey")
+
+
+def counted_responses(session: Session, *, survey_id: str) -> int:
+    """How many responses of the survey have their narrow row (start-up checks it)."""
+    return int(session.execute(_COUNT, {"survey": survey_id}).scalar_one())

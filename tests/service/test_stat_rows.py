@@ -1,0 +1,181 @@
+"""The narrow table (`service/stats/narrow.py`) counts exactly what the answer rows count.
+
+Every statistic with two or more filters, or a filter and a question group, is read from
+one scan of the narrow rows; here it is held to the rows path (joins over the stored
+answer rows, `tally._from_rows`) over many random scopes, on both engines, after
+imports, live submissions, erasures, codings and a definition change that moves the
+codes. The concurrent case is tests/server/test_stat_cells_concurrency.py.
+"""
+
+import random
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from schemas.surveys import SurveyDefinition
+from service.database import Database
+from service.stats import narrow
+from service.stats.tally import (
+    TOP,
+    Counts,
+    Scope,
+    _from_narrow,
+    _from_rows,
+    tally,
+    tally_with_groups,
+)
+from service.surveys import load_compiled
+from service.validation import compile_survey
+from tests.conftest import CODEBOOK_THEMES, MakeKey, bearer, survey_definition
+from tests.service.test_stat_cells import (
+    SURVEY,
+    assert_cells_exact,
+    import_rows,
+    random_row,
+    response_ids,
+)
+
+QUESTIONS = ("role", "agencies", "trust_confidence", "involved", "trust_actions")
+VALUES = {
+    "role": ("police", "health", "other"),
+    "trust_confidence": ("1", "2", "3", "4", "5"),
+    "involved": ("true", "false"),
+}
+BYS = (None, "site", "wave", "role", "trust_confidence", "involved")
+
+
+def random_scope(rng: random.Random) -> Scope:
+    filtered = rng.sample(sorted(VALUES), rng.randint(1, 3))
+    return Scope(
+        sites=tuple(rng.sample(["site-1", "site-2"], rng.randint(1, 2)))
+        if rng.random() < 0.4
+        else None,
+        waves=tuple(rng.sample(["midway", "final"], rng.randint(1, 2)))
+        if rng.random() < 0.4
+        else None,
+        filters=tuple(
+            (q, tuple(rng.sample(VALUES[q], rng.randint(1, len(VALUES[q]) - 1)))) for q in filtered
+        ),
+    )
+
+
+def _nonzero(found: dict[str, Counts]) -> dict[str, tuple[int, dict[str, int]]]:
+    return {
+        k: (v.base, {x: n for x, n in v.values.items() if n})
+        for k, v in found.items()
+        if v.base or any(v.values.values())
+    }
+
+
+def assert_random_scopes_agree(database: Database, rng: random.Random, times: int) -> int:
+    """Held over `times` random (question, scope, by); returns how many counted anyone."""
+    counted = 0
+    with database.session(write=False) as session:
+        compiled = load_compiled(session, survey_id=SURVEY)
+        for _ in range(times):
+            question, scope, by = rng.choice(QUESTIONS), random_scope(rng), rng.choice(BYS)
+            fast = _nonzero(_from_narrow(session, compiled, question, scope, by))
+            slow = _nonzero(_from_rows(session, compiled, question, scope, by))
+            assert fast == slow, (question, scope, by)
+            assert _nonzero(tally(session, compiled, question_id=question, scope=scope, by=by))
+            whole, grouped = tally_with_groups(
+                session, compiled, question_id=question, scope=scope, by=by
+            )
+            everyone = _from_rows(session, compiled, question, scope, None)
+            assert _nonzero({TOP: whole}) == _nonzero(everyone)
+            assert _nonzero(grouped) == (slow if by is not None else {})
+            counted += bool(fast)
+    return counted
+
+
+def test_the_narrow_rows_count_what_the_answer_rows_count(
+    client: TestClient, admin: dict[str, str], database: Database, make_key: MakeKey
+) -> None:
+    rng = random.Random(15)
+    created = client.post("/v1/surveys", json=survey_definition(), headers=admin)
+    assert created.status_code == 201, created.text
+    import_rows(
+        client, admin, [random_row(rng, rng.choice(["midway", "final"])) for _ in range(150)]
+    )
+    for _ in range(6):
+        body = random_row(rng, "midway")
+        del body["submitted_at"]
+        posted = client.post(f"/v1/surveys/{SURVEY}/responses", json=body, headers=admin)
+        assert posted.status_code == 201, posted.text
+    ids = response_ids(client, admin)
+    for response_id in ids[:12]:
+        erased = client.delete(f"/v1/surveys/{SURVEY}/responses/{response_id}", headers=admin)
+        assert erased.status_code == 204
+    book = client.put(
+        f"/v1/surveys/{SURVEY}/codebooks/trust_actions",
+        json={"themes": CODEBOOK_THEMES},
+        headers=admin,
+    )
+    assert book.status_code == 200, book.text
+    coders = [bearer(make_key("coder", name=name)) for name in ("coder-a", "coder-b")]
+    categories = [c["id"] for t in CODEBOOK_THEMES for c in t["categories"]]
+    for response_id in ids[12:90]:
+        path = f"/v1/surveys/{SURVEY}/responses/{response_id}/codings/trust_actions"
+        for coder in coders[: rng.randint(1, 2)]:
+            put = client.put(
+                path, json={"categories": rng.sample(categories, rng.randint(0, 2))}, headers=coder
+            )
+            if put.status_code == 422:  # a blank answer: not codable
+                break
+            assert put.status_code == 200, put.text
+    assert_cells_exact(database)
+    assert assert_random_scopes_agree(database, rng, 300) > 200
+
+    # the definition moves the codes (options reordered, a site added): rows follow
+    definition = survey_definition()
+    role = next(q for q in definition["questions"] if q["id"] == "role")
+    role["options"].reverse()
+    definition["sites"].insert(0, {"id": "site-0", "name": "Site 0"})
+    replaced = client.put(f"/v1/surveys/{SURVEY}", json=definition, headers=admin)
+    assert replaced.status_code == 200, replaced.text
+    assert_cells_exact(database)
+    assert assert_random_scopes_agree(database, rng, 100) > 60
+
+
+def test_two_filters_over_http_count_the_submitted_answers(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    rng = random.Random(4)
+    assert client.post("/v1/surveys", json=survey_definition(), headers=admin).status_code == 201
+    rows = [random_row(rng, "midway") for _ in range(120)]
+    import_rows(client, admin, rows)
+    got = client.get(
+        f"/v1/surveys/{SURVEY}/stats/composition/agencies",
+        params=[
+            ("q.role", "police"),
+            ("q.trust_confidence", "4"),
+            ("q.trust_confidence", "5"),
+            ("by", "involved"),
+        ],
+        headers=admin,
+    )
+    assert got.status_code == 200, got.text
+    body = got.json()
+
+    def chose(answers: dict[str, Any]) -> bool:
+        return answers["role"] == "police" and answers["trust_confidence"] in (4, 5)
+
+    scoped = [r["answers"] for r in rows if chose(r["answers"])]
+    assert body["n"] + body["missing"] == len(scoped)
+    assert body["n"] == sum(1 for a in scoped if a.get("agencies"))
+    for group in body["groups"]:
+        here = [a for a in scoped if a.get("involved") is group["value"]]
+        assert {r["value"]: r["count"] for r in group["rows"]} == {
+            option: sum(1 for a in here if option in a.get("agencies", []))
+            for option in ("police", "school", "ngo")
+        }
+
+
+def test_questions_beyond_the_slots_are_counted_from_the_answer_rows() -> None:
+    definition = survey_definition()
+    definition["questions"] += [
+        {"id": f"extra-{i}", "type": "boolean", "text": "More?"} for i in range(40)
+    ]
+    compiled = compile_survey(SurveyDefinition.model_validate(definition), 1)
+    assert narrow.covers(compiled, ["role", "trust_confidence", "extra-10"])
+    assert not narrow.covers(compiled, ["role", "extra-39"])
