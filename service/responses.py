@@ -161,7 +161,10 @@ def store_validated(
 
 
 def request_hash(data: SubmissionIn) -> str:
-    canonical = orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    """The body's fingerprint for idempotency; without a language it is the fingerprint
+    it had before submissions carried one, so a retry across the upgrade still matches."""
+    body = data.model_dump(mode="json", exclude={"language"} if data.language is None else None)
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 

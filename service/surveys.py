@@ -90,6 +90,16 @@ def _check_stored_responses(session: Session, *, survey_id: str, compiled: Compi
     ).first()
     if orphaned is not None:
         raise Conflict(f"response {orphaned} would refer to a removed site or wave")
+    spoken = select(Response.id, Response.language).where(
+        Response.survey_id == survey_id, col(Response.language).is_not(None)
+    )
+    if compiled.definition.languages:
+        spoken = spoken.where(~col(Response.language).in_(compiled.definition.languages))
+    untold = session.exec(spoken.limit(1)).first()
+    if untold is not None:
+        raise Conflict(
+            f"response {untold[0]} is in {untold[1]!r}, which the survey would not declare"
+        )
     rows = session.exec(
         select(Response.id, Response.answers)
         .where(Response.survey_id == survey_id)

@@ -4,17 +4,21 @@ labels in the requested language on statistics, exports, charts, reports and rel
 
 import copy
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyreadstat
 import pytest
 from fastapi.testclient import TestClient
 
+from schemas.responses import SubmissionIn
 from service.database import Database
 from service.demo import RELEASE_ID
+from service.responses import request_hash
 from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 from tests.fixtures.charts import spec_rows
@@ -480,3 +484,44 @@ def test_a_release_is_read_in_either_language_with_the_same_figures(
     assert changed.status_code == 200, changed.text
     again = client.get(table, params={"lang": "cy"}, headers=reader).json()
     assert again == cy_table
+
+
+def test_removing_a_language_that_stored_responses_are_in_is_a_409(
+    client: TestClient, admin: dict[str, str], welsh: dict[str, Any]
+) -> None:
+    stored = client.post(
+        f"{SURVEY}/responses", json={**submission(), "language": "cy"}, headers=admin
+    )
+    assert stored.status_code == 201, stored.text
+    english_only = survey_definition(languages=["en"])
+    refused = client.put(SURVEY, json=english_only, headers=admin)
+    assert_problem(refused, 409)
+    assert client.get(SURVEY, headers=admin).json()["languages"] == ["en", "cy"]
+    renamed = bilingual(languages=["en", "cy"], title="Professionals' survey")
+    assert client.put(SURVEY, json=renamed, headers=admin).status_code == 200
+
+
+def test_an_idempotent_retry_with_a_language_replays_the_first_body(
+    client: TestClient, admin: dict[str, str], welsh: dict[str, Any]
+) -> None:
+    body = {**submission(), "language": "cy"}
+    retry = {**admin, "Idempotency-Key": "form-1"}
+    first = client.post(f"{SURVEY}/responses", json=body, headers=retry)
+    again = client.post(f"{SURVEY}/responses", json=body, headers=retry)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert again.json()["language"] == "cy"
+    other = client.post(f"{SURVEY}/responses", json={**body, "language": "en"}, headers=retry)
+    assert_problem(other, 409)
+
+
+def test_a_body_without_a_language_keeps_its_idempotency_fingerprint() -> None:
+    """Keys recorded before submissions carried a language still match their retries."""
+    data = SubmissionIn.model_validate(submission())
+    before = orjson.dumps(
+        {"site": "site-1", "wave": "midway", "answers": data.answers, "submitted_at": None},
+        option=orjson.OPT_SORT_KEYS,
+    )
+    assert request_hash(data) == hashlib.sha256(before).hexdigest()
+    welsh_data = SubmissionIn.model_validate({**submission(), "language": "cy"})
+    assert request_hash(welsh_data) != request_hash(data)
