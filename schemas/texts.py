@@ -82,7 +82,10 @@ Description = Annotated[LocalText, _validator(4000, 0), _schema(4000, 0)]
 
 
 def valid_tag(tag: str) -> bool:
-    """A well-formed, valid BCP 47 tag (langcodes, not a home-made expression)."""
+    """A well-formed, valid BCP 47 tag (langcodes, not a home-made expression). langcodes
+    also reads locale spellings such as `en_GB`, which BCP 47 does not allow."""
+    if "_" in tag or tag != tag.strip():
+        return False
     try:
         return bool(langcodes.tag_is_valid(tag))
     except (ValueError, TypeError):
