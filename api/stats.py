@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep
-from api.languages import LabelsLang
+from api.languages import LangQuery
 from api.problems import problem_responses
 from schemas import texts
 from schemas.base import SLUG_PATTERN
@@ -63,7 +63,7 @@ def stats_query(
         int | None,
         Query(ge=1, le=1_000_000, description="Suppress counts below this (§7.5)."),
     ] = None,
-    lang: LabelsLang = None,
+    lang: LangQuery = None,
 ) -> StatsQuery:
     filters = [
         (name.removeprefix(FILTER_PREFIX), value)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from schemas import texts
 from schemas.keys import Role
 from schemas.surveys import Question
+from service import languages
 from service.errors import FieldProblem, Forbidden, Invalid
 from service.keys import Principal
 from service.permissions import Action, require
@@ -88,11 +89,13 @@ def resolve(
     min_cell: int | None,
     lang: str | None = None,
 ) -> StatsQuery:
-    """Check a request and turn it into a scope; a site outside the key's sites is a 403."""
+    """Check a request and turn it into a scope; a site outside the key's sites is a 403.
+    `lang` is the request's `?lang=` (checked here, after the key's right to ask)."""
     if principal.role == Role.reader:
         raise Forbidden(READER_DETAIL.format(survey=compiled.definition.id))
     require(principal, Action.read_statistics)
     definition = compiled.definition
+    lang = languages.labels_language(definition, lang)
     for site in sites:
         if site not in compiled.site_ids:
             raise _problem("site", f"unknown site {site!r}")

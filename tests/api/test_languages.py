@@ -525,3 +525,14 @@ def test_a_body_without_a_language_keeps_its_idempotency_fingerprint() -> None:
     assert request_hash(data) == hashlib.sha256(before).hexdigest()
     welsh_data = SubmissionIn.model_validate({**submission(), "language": "cy"})
     assert request_hash(welsh_data) != request_hash(data)
+
+
+def test_a_reader_asking_live_statistics_in_any_language_is_refused_first(
+    client: TestClient, welsh: dict[str, Any], make_key: MakeKey
+) -> None:
+    reader = bearer(make_key("reader"))
+    for lang in ("cy", "fr"):
+        refused = client.get(
+            f"{SURVEY}/stats/likert/trust_confidence", params={"lang": lang}, headers=reader
+        )
+        assert_problem(refused, 403)
