@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
 import langcodes
-from pydantic import BaseModel, PlainValidator, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 LocalText = str | dict[str, str]
@@ -37,13 +44,17 @@ def _fail(errors: list[tuple[Loc, str, object]]) -> None:
 
 
 def _validator(max_length: int, min_length: int = 1) -> Any:
-    """The check of a localised text whose strings are `min_length`..`max_length` long."""
+    """The check of a localised text whose strings are `min_length`..`max_length` long,
+    each string checked exactly as a plain pydantic string field would be."""
+    string = TypeAdapter(
+        Annotated[str, Field(strict=True, min_length=min_length, max_length=max_length)]
+    )
 
     def check_string(value: object, loc: Loc, errors: list[tuple[Loc, str, object]]) -> None:
-        if not isinstance(value, str):
-            errors.append((loc, "must be a string", value))
-        elif not min_length <= len(value) <= max_length:
-            errors.append((loc, f"must be {min_length} to {max_length} characters long", value))
+        try:
+            string.validate_python(value)
+        except ValidationError as exc:
+            errors += [(loc, e["msg"], value) for e in exc.errors(include_url=False)]
 
     def validate(value: object) -> LocalText:
         errors: list[tuple[Loc, str, object]] = []

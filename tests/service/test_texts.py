@@ -107,3 +107,24 @@ def test_relabel_changes_labels_and_nothing_else() -> None:
     assert welsh["groups"][0]["rows"][0] == {"value": 1, "label": "Dim yn hyderus", "count": 9}
     assert table["rows"][0]["label"] == "Not confident"  # the stored table is untouched
     assert relabel(table, None) is table
+
+
+@pytest.mark.parametrize(
+    ("title", "loc"),
+    [
+        ("\ud800", ("title",)),  # a lone surrogate: no text a database can store
+        ({"en": "\ud800"}, ("title", "en")),
+        ("", ("title",)),
+        ("x" * 501, ("title",)),
+        ({"en": ""}, ("title", "en")),
+        (5, ("title",)),
+        ({}, ("title",)),
+    ],
+)
+def test_each_string_is_checked_as_a_plain_string_field_is(
+    title: object, loc: tuple[str, ...]
+) -> None:
+    raw = survey_definition(languages=["en"], title=title)
+    with pytest.raises(ValidationError) as caught:
+        SurveyDefinition.model_validate(raw)
+    assert [tuple(e["loc"]) for e in caught.value.errors()] == [loc]
