@@ -5,9 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, SurveyId, require_json
+from api.languages import LangQuery
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN
 from schemas.codebooks import CodebookIn, CodebookPublic, CodebookRevisionPublic
+from service import languages
 from service.coding import codebooks
 
 router = APIRouter(
@@ -33,13 +35,22 @@ def put_codebook(
     )
 
 
-@router.get("")
+@router.get("", responses=problem_responses(422))
 def get_codebook(
-    survey: SurveyId, question: QuestionId, session: SessionDep, principal: PrincipalDep
+    compiled: CompiledSurveyDep,
+    question: QuestionId,
+    session: SessionDep,
+    principal: PrincipalDep,
+    lang: LangQuery = None,
 ) -> CodebookPublic:
-    """Read a question's codebook (evaluator, admin, coder)."""
+    """Read a question's codebook (evaluator, admin, coder): as stored, or with `lang` its
+    texts as plain strings in that language."""
     return codebooks.get_codebook(
-        session, principal=principal, survey_id=survey, question_id=question
+        session,
+        principal=principal,
+        survey_id=compiled.definition.id,
+        question_id=question,
+        lang=languages.checked(compiled.definition, lang),
     )
 
 

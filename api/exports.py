@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, get_database
+from api.languages import LabelsLang
 from api.problems import problem_responses
 from schemas.exports import DictionaryFormat, ExportDictionary, ExportFormat
 from service.exports import files
@@ -43,6 +44,7 @@ def export_responses(
     session: SessionDep,
     site: Sites,
     wave: Waves,
+    lang: LabelsLang,
     format: Annotated[ExportFormat, Query(description="csv, xlsx, sav (SPSS) or dta (Stata).")],
 ) -> Response:
     """One row per response, erased ones never (evaluator, admin; a site-bound key exports
@@ -55,7 +57,9 @@ def export_responses(
     holds the sheets `dictionary` and `codebook`. CSV is streamed; the others are written
     to a temporary file first, so memory does not grow with the study.
     """
-    plan = files.plan_export(session, compiled, principal=principal, sites=site, waves=wave)
+    plan = files.plan_export(
+        session, compiled, principal=principal, sites=site, waves=wave, lang=lang
+    )
     name = f"{compiled.definition.id}.{format}"
     if format == "csv":
         return StreamingResponse(
@@ -87,11 +91,12 @@ def export_dictionary(
     compiled: CompiledSurveyDep,
     principal: PrincipalDep,
     session: SessionDep,
+    lang: LabelsLang,
     format: Annotated[DictionaryFormat, Query(description="`csv` for text/csv.")] = "json",
 ) -> ExportDictionary:
     """Every column of the export: its names in CSV/XLSX, SPSS and Stata, its label, type,
     question and value labels (evaluator, admin)."""
-    body = files.dictionary(session, compiled, principal=principal)
+    body = files.dictionary(session, compiled, principal=principal, lang=lang)
     if format == "csv":
         return Response(  # type: ignore[return-value]
             files.dictionary_csv(body), media_type="text/csv; charset=utf-8"

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, get_settings, require_json
+from api.languages import LabelsLang
 from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN, Page
@@ -17,6 +18,7 @@ from schemas.releases import (
     ReleaseSummary,
     ReleaseTableFormat,
 )
+from schemas.texts import resolve
 from service.exports import charts, reports
 from service.releases import publication, render
 from service.stats import export
@@ -114,6 +116,7 @@ def get_release(
     release: ReleaseId,
     principal: PrincipalDep,
     session: SessionDep,
+    lang: LabelsLang,
     format: Format = "json",
 ) -> Any:
     """A release whole; as CSV, one file with a leading `table` column; as HTML, one
@@ -122,7 +125,7 @@ def get_release(
         session, principal=principal, survey_id=compiled.definition.id, release_id=release
     )
     if format == "csv":
-        return _csv(render.release_lines(found), found.id)
+        return _csv(render.release_lines(found, lang), found.id)
     if format == "html":
         page = reports.render_report(
             title=found.title,
@@ -130,14 +133,17 @@ def get_release(
             f"{found.n_responses} responses, small cells suppressed (K = {found.min_cell})",
             tables_=reports.release_tables(
                 compiled,
-                tables_=found.tables,
+                tables_=render.tables_in(found, lang),
+                titles={t["id"]: render.table_title(found, t["id"], lang) for t in found.tables},
                 published_at=found.published_at,
                 min_cell=found.min_cell,
+                lang=lang,
             ),
             generated_at=found.published_at,
+            lang=lang,
         )
         return HTMLResponse(page)
-    return render.release_body(found)
+    return render.release_body(found, lang)
 
 
 @router.get("/{release}/tables/{table}", responses=TABLE_DOC)
@@ -147,6 +153,7 @@ def get_release_table(
     table: TableId,
     principal: PrincipalDep,
     session: SessionDep,
+    lang: LabelsLang,
     format: TableFormat = "json",
 ) -> dict[str, Any]:
     """One table of a release: its request and its §7.1-7.3 body, as published; or its
@@ -154,14 +161,15 @@ def get_release_table(
     found = publication.get_release(
         session, principal=principal, survey_id=compiled.definition.id, release_id=release
     )
-    body = render.table_body(found, table)
+    body = render.table_body(found, table, lang)
     if format == "csv":
         return _csv(render.table_lines(body), f"{found.id}-{table}")  # type: ignore[return-value]
     if format in charts.CHART_FORMATS:
         question = compiled.questions.get(body["question"])
-        content, media_type = charts.chart(
-            body["kind"], body, format, title=question.text if question else None
-        )
+        title = render.table_title(found, table, lang)
+        if title is None and question is not None:
+            title = resolve(question.text, lang)
+        content, media_type = charts.chart(body["kind"], body, format, title=title, lang=lang)
         return Response(content, media_type=media_type)  # type: ignore[return-value]
     return body
 

@@ -10,6 +10,7 @@ from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep
 from api.problems import problem_responses
 from api.stats import FILTER_DOC, StatsQueryDep
 from schemas.base import SLUG_PATTERN
+from schemas.texts import resolve
 from service.exports import reports
 
 router = APIRouter(
@@ -47,9 +48,10 @@ def report(
     )
     definition = compiled.definition
     page = reports.render_report(
-        title=definition.title,
+        title=resolve(definition.title, query.lang),
         subtitle=f"Survey {definition.id}: live statistics",
         tables_=found,
         generated_at=datetime.now(UTC),
+        lang=query.lang,
     )
     return HTMLResponse(page)

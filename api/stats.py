@@ -8,7 +8,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep
+from api.languages import LangQuery
 from api.problems import problem_responses
+from schemas import texts
 from schemas.base import SLUG_PATTERN
 from schemas.stats import Composition, Likert, StatFormat, Themes, WaveComparison
 from service.coding import codebooks
@@ -61,6 +63,7 @@ def stats_query(
         int | None,
         Query(ge=1, le=1_000_000, description="Suppress counts below this (§7.5)."),
     ] = None,
+    lang: LangQuery = None,
 ) -> StatsQuery:
     filters = [
         (name.removeprefix(FILTER_PREFIX), value)
@@ -75,6 +78,7 @@ def stats_query(
         filters=filters,
         by=by,
         min_cell=min_cell,
+        lang=lang,
     )
 
 
@@ -91,11 +95,14 @@ def _respond(
     fmt: StatFormat,
     kind: charts.ChartKind = "composition",
     title: str | None = None,
+    lang: str | None = None,
 ) -> Any:
     if fmt == "csv":
         return StreamingResponse(export.stream(records), media_type="text/csv; charset=utf-8")
     if fmt in charts.CHART_FORMATS:
-        content, media_type = charts.chart(kind, body.model_dump(mode="json"), fmt, title=title)
+        content, media_type = charts.chart(
+            kind, body.model_dump(mode="json"), fmt, title=title, lang=lang
+        )
         return Response(content, media_type=media_type)
     return body
 
@@ -110,8 +117,8 @@ def composition(
 ) -> Composition:
     """Who answered what: a choice, multi-choice, boolean or likert question (Table 1)."""
     body = tables.composition(session, compiled, question_id=question, query=query)
-    title = compiled.questions[question].text
-    return _respond(body, export.lines(body), format, "composition", title)  # type: ignore[no-any-return]
+    title = texts.resolve(compiled.questions[question].text, query.lang)
+    return _respond(body, export.lines(body), format, "composition", title, query.lang)  # type: ignore[no-any-return]
 
 
 @router.get("/likert/{question}", openapi_extra=FILTER_DOC, responses=CSV_DOC)
@@ -124,8 +131,8 @@ def likert(
 ) -> Likert:
     """A likert question's distribution, mean, median and top/bottom-2 shares (Table 2)."""
     body = tables.likert(session, compiled, question_id=question, query=query)
-    title = compiled.questions[question].text
-    return _respond(body, export.lines(body), format, "likert", title)  # type: ignore[no-any-return]
+    title = texts.resolve(compiled.questions[question].text, query.lang)
+    return _respond(body, export.lines(body), format, "likert", title, query.lang)  # type: ignore[no-any-return]
 
 
 @router.get("/likert/{question}/compare", openapi_extra=FILTER_DOC, responses=CSV_DOC)
@@ -138,8 +145,8 @@ def compare_waves(
 ) -> WaveComparison:
     """Wave b against wave a (`?wave=a&wave=b`), with a Mann-Whitney U test."""
     body = tables.compare(session, compiled, question_id=question, query=query)
-    title = compiled.questions[question].text
-    return _respond(body, export.comparison_lines(body), format, "compare", title)  # type: ignore[no-any-return]
+    title = texts.resolve(compiled.questions[question].text, query.lang)
+    return _respond(body, export.comparison_lines(body), format, "compare", title, query.lang)  # type: ignore[no-any-return]
 
 
 @router.get("/themes/{question}", openapi_extra=FILTER_DOC, responses=CSV_DOC)
@@ -154,5 +161,5 @@ def theme_table(
     body = themes.themes(
         session, compiled, question_id=question, query=query, codebook_of=codebooks.codebook_of
     )
-    title = compiled.questions[question].text
-    return _respond(body, export.theme_lines(body), format, "themes", title)  # type: ignore[no-any-return]
+    title = texts.resolve(compiled.questions[question].text, query.lang)
+    return _respond(body, export.theme_lines(body), format, "themes", title, query.lang)  # type: ignore[no-any-return]

@@ -3,11 +3,13 @@
 from fastapi import APIRouter, Depends, Request, status
 
 from api.deps import PrincipalDep, SessionDep, SurveyId, require_json
+from api.languages import LangQuery
 from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
 from schemas.base import Page
 from schemas.surveys import SurveyDefinition, SurveyPublic
-from service import surveys
+from schemas.texts import localise
+from service import languages, surveys
 
 router = APIRouter(prefix="/v1/surveys", tags=["surveys"], responses=problem_responses(401, 403))
 
@@ -50,7 +52,13 @@ def list_surveys(
     return Page(items=[surveys.to_public(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{survey}", responses=problem_responses(404))
-def get_survey(survey: SurveyId, session: SessionDep, principal: PrincipalDep) -> SurveyPublic:
-    """Read one survey definition (any role but reader)."""
-    return surveys.to_public(surveys.get_survey(session, principal=principal, survey_id=survey))
+@router.get("/{survey}", responses=problem_responses(404, 422))
+def get_survey(
+    survey: SurveyId, session: SessionDep, principal: PrincipalDep, lang: LangQuery = None
+) -> SurveyPublic:
+    """Read one survey definition (any role but reader): as stored, or with `lang` its
+    texts as plain strings in that language."""
+    found = surveys.to_public(surveys.get_survey(session, principal=principal, survey_id=survey))
+    if lang is None:
+        return found
+    return localise(found, languages.checked(found, lang))

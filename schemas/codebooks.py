@@ -14,8 +14,8 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from schemas.base import Slug, StrictModel, UTCDateTime, utcnow
+from schemas.texts import Description, Label
 
-Label = Annotated[str, Field(min_length=1, max_length=500)]
 Keyword = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -33,7 +33,7 @@ class Origin(StrEnum):
 class CategoryIn(StrictModel):
     id: Slug
     label: Label
-    description: Annotated[str, Field(max_length=4000)] | None = None
+    description: Description | None = None
     origin: Origin = Origin.deductive
     keywords: Annotated[list[Keyword], Field(max_length=100)] = Field(default_factory=list)
 
@@ -97,9 +97,11 @@ class CodebookTheme(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("codebook.id", ondelete="CASCADE"), nullable=False)
     )
     theme_id: str = SQLField(max_length=64)
-    label: str = SQLField(max_length=500)
+    label: str = SQLField(max_length=500)  # in the default language
     domain: str | None = SQLField(default=None, max_length=16)
     position: int
+    # {"label": {lang: text}} where the label is given per language (migration 0008)
+    texts: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class CodebookCategory(SQLModel, table=True):
@@ -117,6 +119,8 @@ class CodebookCategory(SQLModel, table=True):
     origin: str = SQLField(max_length=16)
     keywords: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
     position: int
+    # {"label": {lang: text}, "description": {...}}: the texts given per language (0008)
+    texts: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class CodebookRevision(SQLModel, table=True):

@@ -40,6 +40,9 @@ class Release(SQLModel, table=True):
     scope_sites: list[str] | None = SQLField(default=None, sa_column=Column(JSON))
     withdrawn_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
     audit_state: bytes = SQLField(sa_column=Column(LargeBinary, nullable=False))
+    # {lang: {table id: labels}} of a survey with languages, taken at publication, so that
+    # a release read in another language relabels its frozen figures (migration 0008)
+    labels: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ReleaseTableIn(StrictModel):

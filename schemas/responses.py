@@ -8,7 +8,7 @@ was accepted, and one `answer` row per answered value so that SQL can aggregate
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -42,6 +42,7 @@ class Response(SQLModel, table=True):
     submitted_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
     submitted_by: str = SQLField(max_length=200)
     answers: dict[str, Any] = SQLField(sa_column=Column(JSON, nullable=False))
+    language: str | None = SQLField(default=None, max_length=64)  # migration 0008
 
 
 class Answer(SQLModel, table=True):
@@ -118,6 +119,9 @@ class SubmissionIn(StrictModel):
     wave: str
     answers: dict[str, Any]
     submitted_at: IsoTimestamp | None = None
+    language: str | None = Field(
+        default=None, description="The language it was answered in: one the survey declares."
+    )
 
 
 class ResponsePublic(BaseModel):
@@ -128,6 +132,7 @@ class ResponsePublic(BaseModel):
     received_at: datetime
     submitted_at: datetime | None
     answers: dict[str, Any]
+    language: str | None = None
 
 
 class ImportResult(BaseModel):

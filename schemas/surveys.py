@@ -11,8 +11,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from schemas.base import Slug, StrictModel, UTCDateTime, utcnow
-
-Label = Annotated[str, Field(min_length=1, max_length=500)]
+from schemas.texts import Label, LongText, check_languages, check_texts
 
 SAFE_INTEGER = 2**53  # beyond it, an integer no longer round-trips through a float column
 
@@ -47,7 +46,7 @@ class ScalePoint(StrictModel):
 
 class _QuestionBase(StrictModel):
     id: Slug
-    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    text: LongText
     required: StrictBool = False
 
 
@@ -156,6 +155,11 @@ class SurveyDefinition(StrictModel):
 
     id: Slug
     title: Label
+    languages: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description="BCP 47 tags of the languages of its texts; the first is the default.",
+    )
     sites: Annotated[list[Site], Field(min_length=1, max_length=1000)]
     waves: Annotated[list[Wave], Field(min_length=1, max_length=100)]
     questions: Annotated[list[Question], Field(min_length=1, max_length=1000)]
@@ -166,6 +170,27 @@ class SurveyDefinition(StrictModel):
         _distinct([w.id for w in self.waves], "wave id", "waves", "id")
         _distinct([q.id for q in self.questions], "question id", "questions", "id")
         return self
+
+    @model_validator(mode="after")
+    def _languages(self) -> Self:
+        check_languages(self.languages)
+        check_texts(self, self.languages)
+        return self
+
+    def language(self, lang: str | None) -> str | None:
+        """`lang` if the survey declares it, the default where `lang` is None; None for
+        a survey without languages. The caller has checked `lang` (see `undeclared`)."""
+        if not self.languages:
+            return None
+        return lang if lang is not None else self.languages[0]
+
+    def undeclared(self, lang: str) -> str | None:
+        """Why `lang` is not one of the survey's languages, or None if it is."""
+        if not self.languages:
+            return f"survey {self.id!r} declares no languages"
+        if lang not in self.languages:
+            return f"{lang!r} is not one of the survey's languages: {', '.join(self.languages)}"
+        return None
 
     def site(self, site_id: str) -> Site | None:
         return next((s for s in self.sites if s.id == site_id), None)

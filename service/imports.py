@@ -27,6 +27,7 @@ from service.validation import CompiledSurvey
 
 MAX_REPORTED = 1000
 ENVELOPE_COLUMNS = ("site", "wave", "submitted_at")
+LANGUAGE_COLUMN = "language"  # optional; a question of that id keeps the column its own
 
 Row = tuple[int, dict[str, Any] | None, list[FieldProblem]]
 
@@ -75,7 +76,12 @@ def _csv_rows(stream: IO[str], compiled: CompiledSurvey) -> Iterator[Row]:
     header = next(reader, None)
     if header is None:
         return
-    unknown = [c for c in header if c not in ENVELOPE_COLUMNS and c not in compiled.questions]
+    optional = () if LANGUAGE_COLUMN in compiled.questions else (LANGUAGE_COLUMN,)
+    unknown = [
+        c
+        for c in header
+        if c not in ENVELOPE_COLUMNS and c not in optional and c not in compiled.questions
+    ]
     missing = [c for c in ENVELOPE_COLUMNS if c not in header]
     if unknown or missing or len(set(header)) != len(header):
         problems = [FieldProblem((0, c), "unknown column") for c in unknown]
@@ -96,6 +102,11 @@ def _csv_rows(stream: IO[str], compiled: CompiledSurvey) -> Iterator[Row]:
                 "site": record["site"],
                 "wave": record["wave"],
                 "submitted_at": record["submitted_at"] or None,
+                **(
+                    {"language": record[LANGUAGE_COLUMN] or None}
+                    if LANGUAGE_COLUMN in optional and LANGUAGE_COLUMN in record
+                    else {}
+                ),
                 "answers": {
                     q: _csv_cell(compiled, q, record[q]) for q in header if q in compiled.questions
                 },

@@ -33,6 +33,7 @@ def to_public(response: Response) -> ResponsePublic:
         received_at=response.received_at,
         submitted_at=response.submitted_at,
         answers=response.answers,
+        language=response.language,
     )
 
 
@@ -47,6 +48,7 @@ def public_of(values: dict[str, Any]) -> ResponsePublic:
         received_at=values["received_at"],
         submitted_at=values["submitted_at"],
         answers=values["answers"],
+        language=values.get("language"),
     )
 
 
@@ -74,6 +76,10 @@ def check_submission(
     if data.site in compiled.site_ids and not principal.may_see_site(data.site):
         raise Forbidden(f"this key may not submit for site {data.site!r}")
     answers, answer_problems = compiled.validate_answers(data.answers)
+    if data.language is not None:
+        why = compiled.definition.undeclared(data.language)
+        if why is not None:
+            problems = [*problems, FieldProblem(("language",), why)]
     return answers, problems + answer_problems
 
 
@@ -129,6 +135,7 @@ def store_validated(
             "submitted_at": item.data.submitted_at,
             "submitted_by": item.submitted_by,
             "answers": item.answers,
+            "language": item.data.language,
         }
         for item in items
     ]
@@ -154,7 +161,10 @@ def store_validated(
 
 
 def request_hash(data: SubmissionIn) -> str:
-    canonical = orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    """The body's fingerprint for idempotency; without a language it is the fingerprint
+    it had before submissions carried one, so a retry across the upgrade still matches."""
+    body = data.model_dump(mode="json", exclude={"language"} if data.language is None else None)
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 

@@ -7,6 +7,7 @@ from schemas.base import utcnow
 from schemas.events import EventType
 from schemas.responses import Response
 from schemas.surveys import Survey, SurveyDefinition, SurveyPublic
+from schemas.texts import resolve
 from service.answers import rewrite_answer_rows
 from service.errors import Conflict, NotFound
 from service.events import outbox
@@ -35,7 +36,7 @@ def create_survey(session: Session, *, principal: Principal, data: SurveyDefinit
     if session.get(Survey, data.id) is not None:
         raise Conflict(f"survey {data.id!r} already exists")
     compile_survey(data, 1)  # a definition that cannot be compiled is a 422, never stored
-    survey = Survey(id=data.id, title=data.title, definition=data.model_dump(mode="json"))
+    survey = Survey(id=data.id, title=resolve(data.title), definition=data.model_dump(mode="json"))
     session.add(survey)
     session.flush()
     outbox.emit(session, type=EventType.survey_created, survey=data.id, data={"id": data.id})
@@ -54,7 +55,7 @@ def replace_survey(
     compiled = compile_survey(data, survey.version + 1)
     _check_stored_responses(session, survey_id=survey_id, compiled=compiled)
     _recount_if_moved(session, before=before, after=compiled)
-    survey.title = data.title
+    survey.title = resolve(data.title)
     survey.definition = data.model_dump(mode="json")
     survey.version += 1
     survey.updated_at = utcnow()
@@ -90,6 +91,16 @@ def _check_stored_responses(session: Session, *, survey_id: str, compiled: Compi
     ).first()
     if orphaned is not None:
         raise Conflict(f"response {orphaned} would refer to a removed site or wave")
+    spoken = select(Response.id, Response.language).where(
+        Response.survey_id == survey_id, col(Response.language).is_not(None)
+    )
+    if compiled.definition.languages:
+        spoken = spoken.where(~col(Response.language).in_(compiled.definition.languages))
+    untold = session.exec(spoken.limit(1)).first()
+    if untold is not None:
+        raise Conflict(
+            f"response {untold[0]} is in {untold[1]!r}, which the survey would not declare"
+        )
     rows = session.exec(
         select(Response.id, Response.answers)
         .where(Response.survey_id == survey_id)

@@ -19,7 +19,8 @@ from schemas.codebooks import (
 )
 from schemas.codings import CodingCategory
 from schemas.events import EventType
-from service.errors import Conflict, NotFound, invalid_field
+from schemas.texts import LocalText, language_problems, localise, resolve
+from service.errors import Conflict, FieldProblem, Invalid, NotFound, invalid_field
 from service.events import outbox
 from service.keys import Principal
 from service.permissions import Action, require
@@ -103,6 +104,20 @@ def _check_question(compiled: CompiledSurvey, question_id: str, data: CodebookIn
         raise invalid_field(("question",), f"question {question_id!r} is not a text question")
     if data.question is not None and data.question != question_id:
         raise invalid_field(("question",), "the body's question differs from the path's")
+    problems = language_problems(data, compiled.definition.languages)
+    if problems:
+        raise Invalid(
+            "the codebook's texts do not hold the survey's languages",
+            [FieldProblem(loc, msg) for loc, msg in problems],
+        )
+
+
+def _texts(**fields: LocalText | None) -> dict[str, LocalText] | None:
+    """The texts given per language, to keep beside their default-language columns."""
+    given: dict[str, LocalText] = {
+        name: value for name, value in fields.items() if isinstance(value, dict)
+    }
+    return given or None
 
 
 def _refuse_orphaning(session: Session, codebook: Codebook, data: CodebookIn) -> None:
@@ -163,9 +178,10 @@ def put_codebook(
             CodebookTheme(
                 codebook_id=codebook.id,
                 theme_id=theme.id,
-                label=theme.label,
+                label=resolve(theme.label),
                 domain=theme.domain.value if theme.domain else None,
                 position=theme_position,
+                texts=_texts(label=theme.label),
             )
         )
         for category in theme.categories:
@@ -174,11 +190,14 @@ def put_codebook(
                     codebook_id=codebook.id,
                     theme_id=theme.id,
                     category_id=category.id,
-                    label=category.label,
-                    description=category.description,
+                    label=resolve(category.label),
+                    description=None
+                    if category.description is None
+                    else resolve(category.description),
                     origin=category.origin.value,
                     keywords=category.keywords,
                     position=position,
+                    texts=_texts(label=category.label, description=category.description),
                 )
             )
             position += 1
@@ -204,9 +223,13 @@ def put_codebook(
     return _public(session, codebook)
 
 
-def codebook_of(session: Session, *, survey_id: str, question_id: str) -> CodebookPublic:
-    """A question's codebook for internal use (theme statistics), without a role check."""
-    return _public(session, codebook_row(session, survey_id=survey_id, question_id=question_id))
+def codebook_of(
+    session: Session, *, survey_id: str, question_id: str, lang: str | None = None
+) -> CodebookPublic:
+    """A question's codebook for internal use (theme statistics), without a role check,
+    its texts plain strings in `lang` (None: the default language)."""
+    found = _public(session, codebook_row(session, survey_id=survey_id, question_id=question_id))
+    return localise(found, lang)
 
 
 def _public(session: Session, codebook: Codebook) -> CodebookPublic:
@@ -230,13 +253,13 @@ def _public(session: Session, codebook: Codebook) -> CodebookPublic:
             ThemeIn.model_validate(
                 {
                     "id": t.theme_id,
-                    "label": t.label,
+                    "label": (t.texts or {}).get("label", t.label),
                     "domain": t.domain,
                     "categories": [
                         {
                             "id": c.category_id,
-                            "label": c.label,
-                            "description": c.description,
+                            "label": (c.texts or {}).get("label", c.label),
+                            "description": (c.texts or {}).get("description", c.description),
                             "origin": c.origin,
                             "keywords": c.keywords,
                         }
@@ -251,10 +274,18 @@ def _public(session: Session, codebook: Codebook) -> CodebookPublic:
 
 
 def get_codebook(
-    session: Session, *, principal: Principal, survey_id: str, question_id: str
+    session: Session,
+    *,
+    principal: Principal,
+    survey_id: str,
+    question_id: str,
+    lang: str | None = None,
 ) -> CodebookPublic:
+    """The codebook as stored, or (`lang` given, checked by the caller) with its texts
+    plain strings in that language."""
     require(principal, Action.read_codebooks)
-    return _public(session, codebook_row(session, survey_id=survey_id, question_id=question_id))
+    found = _public(session, codebook_row(session, survey_id=survey_id, question_id=question_id))
+    return found if lang is None else localise(found, lang)
 
 
 def codebook_history(

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from schemas.codebooks import CodebookIn, CodebookPublic, Domain, Origin
+from schemas.texts import maybe, resolve
 from service.coding import codebooks
 from service.errors import FieldProblem, Invalid, NotFound, invalid_field
 from service.keys import Principal
@@ -79,7 +80,7 @@ def add_codes(parent: ET.Element, codebook: CodebookPublic) -> None:
             codes,
             "Code",
             guid=theme_guid(codebook.survey, codebook.question, theme.id),
-            name=theme.label,
+            name=resolve(theme.label),
             isCodable="false",
         )
         _description(theme_code, None, {"id": theme.id})
@@ -88,11 +89,13 @@ def add_codes(parent: ET.Element, codebook: CodebookPublic) -> None:
                 theme_code,
                 "Code",
                 guid=category_guid(codebook.survey, codebook.question, category.id),
-                name=category.label,
+                name=resolve(category.label),
                 isCodable="true",
             )
             _description(
-                code, category.description, {"id": category.id, "keywords": category.keywords}
+                code,
+                maybe(category.description),
+                {"id": category.id, "keywords": category.keywords},
             )
 
 

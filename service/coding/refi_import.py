@@ -35,6 +35,7 @@ from sqlmodel import Session, col
 from schemas.codebooks import CodebookPublic
 from schemas.codings import Coding, Consensus
 from schemas.responses import Response
+from schemas.texts import resolve
 from service.coding import codebooks
 from service.coding.codings import recompute_outcome, store_coding, store_consensus
 from service.coding.refi import Q, _parse, category_guid, guid, qualifier
@@ -162,7 +163,7 @@ def match_codes(project: ProjectCodings, codebook: CodebookPublic) -> dict[str, 
     by_name: dict[str, str] = {}
     for theme in codebook.themes:
         for known in theme.categories:
-            by_name.setdefault(known.label.strip().casefold(), known.id)
+            by_name.setdefault(resolve(known.label).strip().casefold(), known.id)
             by_name.setdefault(known.id.casefold(), known.id)
     used = {
         code for users in project.applied.values() for codes in users.values() for code in codes

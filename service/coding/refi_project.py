@@ -34,6 +34,7 @@ from schemas.surveys import (
     MultiChoiceQuestion,
     NumberQuestion,
 )
+from schemas.texts import resolve
 from service.coding import codebooks
 from service.coding.refi import add_codes, add_sets, category_guid, guid, to_bytes
 from service.errors import FieldProblem, Invalid, NotFound
@@ -77,11 +78,11 @@ def _question_variable(question: Any) -> CaseVariable | None:
         return response.answers.get(qid)
 
     if isinstance(question, MultiChoiceQuestion):
-        labels = {o.value: o.label for o in question.options}
+        labels = {o.value: resolve(o.label) for o in question.options}
         return CaseVariable(
             qid,
             "Text",
-            question.text,
+            resolve(question.text),
             lambda r: (
                 ("TextValue", "; ".join(labels.get(str(v), str(v)) for v in a))
                 if isinstance(a := answer(r), list) and a
@@ -89,18 +90,18 @@ def _question_variable(question: Any) -> CaseVariable | None:
             ),
         )
     if isinstance(question, ChoiceQuestion):
-        labels = {o.value: o.label for o in question.options}
+        labels = {o.value: resolve(o.label) for o in question.options}
         return CaseVariable(
             qid,
             "Text",
-            question.text,
+            resolve(question.text),
             lambda r: ("TextValue", labels.get(a, a)) if isinstance(a := answer(r), str) else None,
         )
     if isinstance(question, LikertQuestion):
         return CaseVariable(
             qid,
             "Integer",
-            question.text,
+            resolve(question.text),
             lambda r: ("IntegerValue", str(int(a))) if (a := answer(r)) is not None else None,
         )
     if isinstance(question, NumberQuestion):
@@ -108,20 +109,20 @@ def _question_variable(question: Any) -> CaseVariable | None:
             return CaseVariable(
                 qid,
                 "Integer",
-                question.text,
+                resolve(question.text),
                 lambda r: ("IntegerValue", str(int(a))) if (a := answer(r)) is not None else None,
             )
         return CaseVariable(
             qid,
             "Float",
-            question.text,
+            resolve(question.text),
             lambda r: ("FloatValue", _decimal(a)) if (a := answer(r)) is not None else None,
         )
     if isinstance(question, BooleanQuestion):
         return CaseVariable(
             qid,
             "Boolean",
-            question.text,
+            resolve(question.text),
             lambda r: (
                 ("BooleanValue", "true" if a else "false")
                 if isinstance(a := answer(r), bool)
@@ -355,8 +356,8 @@ def export_project(
     ]
     return project_qdpx(
         codebook,
-        name=f"{compiled.definition.title} ({question_id})",
-        description=question.text,
+        name=f"{resolve(compiled.definition.title)} ({question_id})",
+        description=resolve(question.text),
         responses=session.exec(responses.order_by(col(Response.pk))).all(),
         codings=[
             *session.exec(codings.order_by(col(Coding.response_pk), col(Coding.coder))).all(),

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from schemas.codebooks import ThemeIn
 from schemas.suggestions import Span, Suggestion
+from schemas.texts import resolve
 from service.coding.codebooks import get_codebook
 from service.keys import Principal
 from service.permissions import Action, require
@@ -82,7 +83,7 @@ class Matcher:
             _Category(
                 id=category.id,
                 theme=theme.id,
-                label=category.label,
+                label=resolve(category.label),
                 keywords=[k for text in category.keywords if (k := self._keyword(text))],
             )
             for theme in themes

@@ -7,8 +7,8 @@ category and per theme, from the effective set). Each column knows how to read i
 value from a response (`Row`) and, for SPSS and Stata, which integer code and value
 labels stand for it; every writer and the dictionary read the same list.
 
-Every label shown to a person goes through `text()`, the one place where a request's
-language will pick a translation once definitions carry several (contract §4 `lang`).
+Every label shown to a person is in the request's language (contract §4 "Languages"):
+a survey's texts through `schemas.texts.resolve`, hearme's own words through `phrase`.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +28,7 @@ from schemas.surveys import (
     SurveyDefinition,
     TextQuestion,
 )
+from schemas.texts import phrase, resolve
 from service.exports.names import dta_names, sav_names
 
 Cell = str | int | float | bool | datetime | None
@@ -91,13 +92,6 @@ class Column:
             question=self.question,
             values=list(self.values),
         )
-
-
-def text(label: str, lang: str | None = None) -> str:
-    """A label in the request's language. Definitions hold plain strings today, so this is
-    the identity; it is the single place to change when `lang` arrives."""
-    del lang
-    return label
 
 
 ENVELOPE: tuple[tuple[str, str, ColumnType, Callable[[Row], Cell]], ...] = (
@@ -189,7 +183,7 @@ def _coded_block(
 def _question_columns(
     question: Question, codebook: CodebookPublic | None, lang: str | None
 ) -> list[Column]:
-    qid, label = question.id, text(question.text, lang)
+    qid, label = question.id, resolve(question.text, lang)
     match question:
         case MultiChoiceQuestion():
             options = [o.value for o in question.options]
@@ -197,7 +191,7 @@ def _question_columns(
             return [
                 Column(
                     f"{qid}__{o.value}",
-                    f"{label}: {text(o.label, lang)}",
+                    f"{label}: {resolve(o.label, lang)}",
                     "indicator",
                     qid,
                     _chosen(qid, o.value),
@@ -207,13 +201,13 @@ def _question_columns(
             ]
         case ChoiceQuestion():
             values = tuple(
-                ValueLabel(code=i, value=o.value, label=text(o.label, lang))
+                ValueLabel(code=i, value=o.value, label=resolve(o.label, lang))
                 for i, o in enumerate(question.options, start=1)
             )
             return [Column(qid, label, "choice", qid, _answer(qid), values)]
         case LikertQuestion():
             values = tuple(
-                ValueLabel(code=p.value, value=p.value, label=text(p.label, lang))
+                ValueLabel(code=p.value, value=p.value, label=resolve(p.label, lang))
                 for p in question.scale
             )
             return [Column(qid, label, "likert", qid, _answer(qid), values)]
@@ -222,8 +216,8 @@ def _question_columns(
             return [Column(qid, label, kind, qid, _answer(qid))]
         case BooleanQuestion():
             values = (
-                ValueLabel(code=1, value=True, label=text("Yes", lang)),
-                ValueLabel(code=0, value=False, label=text("No", lang)),
+                ValueLabel(code=1, value=True, label=phrase("Yes", lang)),
+                ValueLabel(code=0, value=False, label=phrase("No", lang)),
             )
             return [Column(qid, label, "boolean", qid, _answer(qid), values)]
         case TextQuestion():
@@ -248,7 +242,7 @@ def _question_columns(
                 columns += [
                     Column(
                         f"{qid}__c__{c.id}",
-                        f"{label}: {text(c.label, lang)}",
+                        f"{label}: {resolve(c.label, lang)}",
                         "indicator",
                         qid,
                         _holds(qid, frozenset({c.id})),
@@ -259,7 +253,7 @@ def _question_columns(
                 columns += [
                     Column(
                         f"{qid}__t__{t.id}",
-                        f"{label}: {text(t.label, lang)}",
+                        f"{label}: {resolve(t.label, lang)}",
                         "indicator",
                         qid,
                         _holds(qid, members),
@@ -278,9 +272,7 @@ def columns(
     lang: str | None = None,
 ) -> list[Column]:
     """Every column of the survey's export, in order, with its SPSS and Stata names."""
-    found = [
-        Column(name, text(label, lang), kind, None, read) for name, label, kind, read in ENVELOPE
-    ]
+    found = [Column(name, label, kind, None, read) for name, label, kind, read in ENVELOPE]
     for question in definition.questions:
         found += _question_columns(question, codebooks.get(question.id), lang)
     names = [c.name for c in found]

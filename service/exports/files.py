@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from schemas.codebooks import CodebookPublic
 from schemas.exports import ExportDictionary, ExportFormat
+from schemas.texts import resolve
 from service.database import Database
 from service.exports import tabular
 from service.exports.columns import Column, coded_questions, columns
@@ -54,7 +55,7 @@ class ExportPlan:
 def _columns(
     session: Session, compiled: CompiledSurvey, lang: str | None
 ) -> tuple[list[Column], list[CodebookPublic]]:
-    books = survey_codebooks(session, compiled)
+    books = survey_codebooks(session, compiled, lang)
     ordered = [books[q.id] for q in compiled.definition.questions if q.id in books]
     return columns(compiled.definition, books, lang=lang), ordered
 
@@ -70,7 +71,9 @@ def plan_export(
 ) -> ExportPlan:
     scope = resolve_scope(compiled, principal=principal, sites=sites, waves=waves)
     cols, books = _columns(session, compiled, lang)
-    return ExportPlan(scope=scope, title=compiled.definition.title, columns=cols, codebooks=books)
+    return ExportPlan(
+        scope=scope, title=resolve(compiled.definition.title, lang), columns=cols, codebooks=books
+    )
 
 
 def csv_stream(database: Database, plan: ExportPlan) -> Iterator[bytes]:

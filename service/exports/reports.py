@@ -19,10 +19,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from sqlmodel import Session
 
+from schemas.texts import phrase, resolve
 from service.coding.codebooks import codebook_of
 from service.errors import FieldProblem, Invalid
 from service.exports import charts
-from service.exports.columns import text
 from service.exports.rows import survey_codebooks
 from service.keys import Principal
 from service.permissions import Action, require
@@ -97,7 +97,7 @@ def _percent(value: Any) -> str:
 def _groups(body: Mapping[str, Any], lang: str | None) -> list[tuple[str, Mapping[str, Any]]]:
     if "waves" in body:
         return [(str(w.get("wave")), w) for w in body["waves"]]
-    found: list[tuple[str, Mapping[str, Any]]] = [(text("All responses", lang), body)]
+    found: list[tuple[str, Mapping[str, Any]]] = [(phrase("All responses", lang), body)]
     found += [(str(g["label"]), g) for g in body.get("groups") or ()]
     return found
 
@@ -227,13 +227,14 @@ def _scope_of(
     filters: Iterable[tuple[str, Sequence[str]]],
     by: str | None,
     min_cell: int | None,
+    lang: str | None,
 ) -> ReportScope:
     """The scope in words: the names of the sites and waves (None: all of them) and the
     filters."""
     definition = compiled.definition
     return ReportScope(
-        sites=[s.name for s in definition.sites if sites is None or s.id in sites],
-        waves=[w.name for w in definition.waves if waves is None or w.id in waves],
+        sites=[resolve(s.name, lang) for s in definition.sites if sites is None or s.id in sites],
+        waves=[resolve(w.name, lang) for w in definition.waves if waves is None or w.id in waves],
         filters=[f"{qid} = {' or '.join(values)}" for qid, values in filters],
         by=by,
         min_cell=min_cell,
@@ -248,6 +249,7 @@ def _scope(compiled: CompiledSurvey, query: StatsQuery) -> ReportScope:
         filters=query.scope.filters,
         by=query.by,
         min_cell=query.min_cell,
+        lang=query.lang,
     )
 
 
@@ -258,9 +260,9 @@ def report_tables(
     principal: Principal,
     query: StatsQuery,
     questions: Sequence[str] = (),
-    lang: str | None = None,
 ) -> list[ReportTable]:
-    """The live tables of the chosen questions (default: every question with a table)."""
+    """The live tables of the chosen questions (default: every question with a table),
+    labelled in the query's language."""
     require(principal, Action.read_statistics)
     available = reportable(session, compiled)
     chosen = list(dict.fromkeys(questions)) or available
@@ -293,7 +295,7 @@ def report_tables(
             ReportTable(
                 kind=kind,
                 question=qid,
-                title=text(question.text, lang),
+                title=resolve(question.text, query.lang),
                 body=body.model_dump(mode="json"),
                 computed_at=datetime.now(UTC),
                 scope=scope,
@@ -306,7 +308,7 @@ def report_tables(
 
 
 def _release_scope(
-    compiled: CompiledSurvey, table: Mapping[str, Any], min_cell: int
+    compiled: CompiledSurvey, table: Mapping[str, Any], min_cell: int, lang: str | None
 ) -> ReportScope:
     return _scope_of(
         compiled,
@@ -315,6 +317,7 @@ def _release_scope(
         filters=(table.get("q") or {}).items(),
         by=table.get("by"),
         min_cell=min_cell,
+        lang=lang,
     )
 
 
@@ -325,20 +328,24 @@ def release_tables(
     published_at: datetime,
     min_cell: int,
     lang: str | None = None,
+    titles: Mapping[str, str | None] | None = None,
 ) -> list[ReportTable]:
     """A release's stored tables as report tables: the figures as published, never live
     ones; each computed at the release's publication."""
     found = []
     for table in tables_:
         question = compiled.questions.get(table["question"])
+        title = (titles or {}).get(table["id"])
+        if title is None:
+            title = resolve(question.text, lang) if question is not None else table["question"]
         found.append(
             ReportTable(
                 kind=table["kind"],
                 question=table["question"],
-                title=text(question.text, lang) if question is not None else table["question"],
+                title=title,
                 body=table,
                 computed_at=published_at,
-                scope=_release_scope(compiled, table, min_cell),
+                scope=_release_scope(compiled, table, min_cell, lang),
             )
         )
     return found

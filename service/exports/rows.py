@@ -62,7 +62,9 @@ def resolve_scope(
     )
 
 
-def survey_codebooks(session: Session, compiled: CompiledSurvey) -> dict[str, CodebookPublic]:
+def survey_codebooks(
+    session: Session, compiled: CompiledSurvey, lang: str | None = None
+) -> dict[str, CodebookPublic]:
     """The codebooks of the survey's text questions, by question id."""
     survey_id = compiled.definition.id
     stored = session.execute(
@@ -70,7 +72,7 @@ def survey_codebooks(session: Session, compiled: CompiledSurvey) -> dict[str, Co
     ).scalars()
     text_questions = {q.id for q in compiled.definition.questions if q.type == "text"}
     return {
-        qid: codebook_of(session, survey_id=survey_id, question_id=qid)
+        qid: codebook_of(session, survey_id=survey_id, question_id=qid, lang=lang)
         for qid in stored
         if qid in text_questions
     }
@@ -107,8 +109,8 @@ def iter_rows(
     key `until`, if given)."""
     table = _RESPONSES.c  # Core columns on the session's connection: no ORM row loading
     query = select(
-        table.pk, table.id, table.site, table.wave, table.submitted_at, table.received_at,
-        table.answers,
+        table.pk, table.id, table.site, table.wave, table.language, table.submitted_at,
+        table.received_at, table.answers,
     )  # fmt: skip
     query = _where(query, scope)
     connection = session.connection()
@@ -138,8 +140,8 @@ def iter_rows(
                 outcomes.setdefault(pk, {})[question_id] = Outcome(
                     status, None if effective is None else frozenset(effective)
                 )
-        for pk, id_, site, wave, submitted_at, received_at, answers in found:
+        for pk, id_, site, wave, language, submitted_at, received_at, answers in found:
             yield Row(
-                id_, site, wave, None, submitted_at, received_at, answers, outcomes.get(pk, {})
+                id_, site, wave, language, submitted_at, received_at, answers, outcomes.get(pk, {})
             )
         after = found[-1][0]

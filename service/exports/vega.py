@@ -25,7 +25,7 @@ from typing import Any
 import altair as alt
 import vl_convert
 
-from service.exports.columns import text
+from schemas.texts import phrase
 from service.exports.kinds import ChartKind, ImageFormat
 
 VEGA_LITE = "5.20"  # the schema Altair 5 writes, and the one vl-convert renders it with
@@ -40,7 +40,7 @@ LABEL_LIMIT = 340
 
 
 def _whole_label(lang: str | None) -> str:
-    return text("All responses", lang)
+    return phrase("All responses", lang)
 
 
 def _tables(body: Mapping[str, Any], lang: str | None) -> list[tuple[str, Mapping[str, Any]]]:
@@ -178,7 +178,7 @@ def composition_spec(
     chart = _bars(
         values,
         measure="percent",
-        measure_title=text("Percent of those who answered", lang),
+        measure_title=phrase("Percent of those who answered", lang),
         category_title="",
         grouped=grouped,
         domain_max=round(domain, 1),
@@ -255,7 +255,7 @@ def likert_spec(
         x=alt.X(
             "percent:Q",
             stack="zero",
-            title=text("Percent of those who answered", lang),
+            title=phrase("Percent of those who answered", lang),
             scale=alt.Scale(domain=[0, 100]),
         ),
         order=alt.Order("order:Q"),
@@ -361,7 +361,7 @@ def themes_spec(
     layers = _bars(
         values,
         measure="respondents",
-        measure_title=text("Respondents", lang),
+        measure_title=phrase("Respondents", lang),
         category_title="",
         grouped=grouped,
         domain_max=round(domain),

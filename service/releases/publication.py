@@ -34,7 +34,7 @@ from service.events import outbox
 from service.keys import Principal
 from service.pagination import decode_cursor, encode_cursor
 from service.permissions import Action, require
-from service.releases import audit, bodies, profiles
+from service.releases import audit, bodies, labels, profiles
 from service.releases.profiles import Layout, Path, key_of
 from service.stats import tables, themes
 from service.stats.query import levels, resolve
@@ -259,6 +259,7 @@ def publish(
         min_cell=k,
         n_responses=len(population.members),
         tables=frozen,
+        labels=labels.labels_at_publication(session, compiled, frozen),
         scope_sites=None if None in scopes else sorted({s for sc in scopes for s in sc or ()}),
         audit_state=profiles.encode_state(population),
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from schemas.releases import Release, ReleasePublic, ReleaseSummary
 from schemas.stats import Composition, Likert, Themes
 from service.errors import NotFound
+from service.releases import labels
 from service.stats import export
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -34,22 +35,34 @@ def summary(release: Release) -> ReleaseSummary:
     )
 
 
-def release_body(release: Release) -> ReleasePublic:
+def tables_in(release: Release, lang: str | None = None) -> list[dict[str, Any]]:
+    """The stored tables, labelled in `lang` where the release holds its labels."""
+    return [
+        labels.relabel(t, labels.of_table(release.labels, lang, t["id"])) for t in release.tables
+    ]
+
+
+def release_body(release: Release, lang: str | None = None) -> ReleasePublic:
     return ReleasePublic(
         id=release.id,
         title=release.title,
         published_at=release.published_at,
         min_cell=release.min_cell,
         n_responses=release.n_responses,
-        tables=release.tables,
+        tables=tables_in(release, lang),
     )
 
 
-def table_body(release: Release, table_id: str) -> dict[str, Any]:
+def table_body(release: Release, table_id: str, lang: str | None = None) -> dict[str, Any]:
     for table in release.tables:
         if table["id"] == table_id:
-            return table
+            return labels.relabel(table, labels.of_table(release.labels, lang, table_id))
     raise NotFound(f"release {release.id!r} has no table {table_id!r}")
+
+
+def table_title(release: Release, table_id: str, lang: str | None) -> str | None:
+    """The question text of a table as published in `lang`, if the release holds it."""
+    return labels.title(labels.of_table(release.labels, lang, table_id))
 
 
 def as_stats_body(table: dict[str, Any]) -> BaseModel:
@@ -65,11 +78,13 @@ def table_lines(table: dict[str, Any]) -> Iterator[dict[str, Any]]:
     return export.lines(body)
 
 
-def release_lines(release: Release) -> Iterator[dict[str, Any]]:
+def release_lines(release: Release, lang: str | None = None) -> Iterator[dict[str, Any]]:
     """Every table's lines in one file, a leading `table` column naming the table; the
     header is the union of the tables' columns (empty where a table has no such one)."""
     records = [
-        {"table": table["id"], **line} for table in release.tables for line in table_lines(table)
+        {"table": table["id"], **line}
+        for table in tables_in(release, lang)
+        for line in table_lines(table)
     ]
     columns: dict[str, None] = {}
     for record in records:

@@ -3,8 +3,10 @@ survey: which responses are in scope, how they are grouped, and the K of §7.5."
 
 from dataclasses import dataclass
 
+from schemas import texts
 from schemas.keys import Role
 from schemas.surveys import Question
+from service import languages
 from service.errors import FieldProblem, Forbidden, Invalid
 from service.keys import Principal
 from service.permissions import Action, require
@@ -33,16 +35,25 @@ class StatsQuery:
     by: str | None
     groups: tuple[Level, ...]
     min_cell: int | None
+    lang: str | None = None  # the labels' language (None: a survey without languages)
 
 
-def levels(question: Question) -> tuple[Level, ...]:
-    """A question's values in definition order (`true` then `false` for booleans)."""
+def levels(question: Question, lang: str | None = None) -> tuple[Level, ...]:
+    """A question's values in definition order (`true` then `false` for booleans), their
+    labels in `lang` (None: the default language)."""
     if question.type == "boolean":
-        return (Level("true", "Yes", True), Level("false", "No", False))
+        return (
+            Level("true", texts.phrase("Yes", lang), True),
+            Level("false", texts.phrase("No", lang), False),
+        )
     if question.type == "likert":
-        return tuple(Level(str(p.value), p.label, p.value) for p in question.scale)
+        return tuple(
+            Level(str(p.value), texts.resolve(p.label, lang), p.value) for p in question.scale
+        )
     if question.type in ("choice", "multi_choice"):
-        return tuple(Level(o.value, o.label, o.value) for o in question.options)
+        return tuple(
+            Level(o.value, texts.resolve(o.label, lang), o.value) for o in question.options
+        )
     return ()
 
 
@@ -76,12 +87,15 @@ def resolve(
     filters: list[tuple[str, str]],
     by: str | None,
     min_cell: int | None,
+    lang: str | None = None,
 ) -> StatsQuery:
-    """Check a request and turn it into a scope; a site outside the key's sites is a 403."""
+    """Check a request and turn it into a scope; a site outside the key's sites is a 403.
+    `lang` is the request's `?lang=` (checked here, after the key's right to ask)."""
     if principal.role == Role.reader:
         raise Forbidden(READER_DETAIL.format(survey=compiled.definition.id))
     require(principal, Action.read_statistics)
     definition = compiled.definition
+    lang = languages.labels_language(definition, lang)
     for site in sites:
         if site not in compiled.site_ids:
             raise _problem("site", f"unknown site {site!r}")
@@ -102,19 +116,21 @@ def resolve(
     groups: tuple[Level, ...] = ()
     if by == "site":
         groups = tuple(
-            Level(s.id, s.name, s.id)
+            Level(s.id, texts.resolve(s.name, lang), s.id)
             for s in definition.sites
             if visible is None or s.id in visible
         )
     elif by == "wave":
         groups = tuple(
-            Level(w.id, w.name, w.id) for w in definition.waves if not waves or w.id in waves
+            Level(w.id, texts.resolve(w.name, lang), w.id)
+            for w in definition.waves
+            if not waves or w.id in waves
         )
     elif by is not None:
-        groups = levels(single_valued(compiled, by, "by"))
+        groups = levels(single_valued(compiled, by, "by"), lang)
     scope = Scope(
         sites=tuple(visible) if visible is not None else None,
         waves=tuple(dict.fromkeys(waves)) if waves else None,
         filters=tuple((q, tuple(v)) for q, v in chosen.items()),
     )
-    return StatsQuery(scope=scope, by=by, groups=groups, min_cell=min_cell)
+    return StatsQuery(scope=scope, by=by, groups=groups, min_cell=min_cell, lang=lang)

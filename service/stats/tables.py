@@ -57,8 +57,8 @@ def question_of(compiled: CompiledSurvey, question_id: str, kinds: tuple[str, ..
     return question
 
 
-def _table(question: Question, key: str, counts: Counts) -> Table:
-    rows = [(level, counts.values.get(level.key, 0)) for level in levels(question)]
+def _table(question: Question, key: str, counts: Counts, lang: str | None) -> Table:
+    rows = [(level, counts.values.get(level.key, 0)) for level in levels(question, lang)]
     if question.type == "multi_choice":
         n = counts.values.get("", 0)
     else:
@@ -83,7 +83,7 @@ def tables(
     session: Session, compiled: CompiledSurvey, question: Question, query: StatsQuery
 ) -> list[Table]:
     return [
-        _table(question, key, counts)
+        _table(question, key, counts, query.lang)
         for key, counts in counted(session, compiled, question.id, query)
     ]
 
@@ -233,7 +233,7 @@ def compare(
     for wave in waves:
         scope = Scope(sites=query.scope.sites, waves=(wave,), filters=query.scope.filters)
         counts = tally(session, compiled, question_id=question.id, scope=scope).get(TOP, Counts())
-        table = _table(question, TOP, counts)
+        table = _table(question, TOP, counts, query.lang)
         grid = suppressed(question, [table], query.min_cell)
         n, missing, rows = _rows(table, grid)
         side = LikertWave(

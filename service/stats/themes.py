@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from schemas.codebooks import CodebookPublic, ThemeIn
 from schemas.stats import CategoryStat, ThemeGroup, Themes, ThemeStat, ThemeTable
+from schemas.texts import resolve
 from service.stats.numbers import percent
 from service.stats.query import StatsQuery
 from service.stats.suppression import Grid, Key, cover, settle, suppress
@@ -95,7 +96,7 @@ def _table(table: ThemeCounts, themes: list[ThemeIn], grid: Grid) -> ThemeTable:
             categories.append(
                 CategoryStat(
                     id=category.id,
-                    label=category.label,
+                    label=resolve(category.label),
                     respondents=count,
                     percent=share(count),
                     suppressed=key in grid.hidden,
@@ -106,7 +107,7 @@ def _table(table: ThemeCounts, themes: list[ThemeIn], grid: Grid) -> ThemeTable:
         stats.append(
             ThemeStat(
                 id=theme.id,
-                label=theme.label,
+                label=resolve(theme.label),
                 domain=theme.domain.value if theme.domain else None,
                 mentions=None if None in mentions else sum(m or 0 for m in mentions),
                 respondents=respondents,
@@ -122,7 +123,9 @@ class CodebookLookup(Protocol):
     """`service.coding.codebooks.codebook_of`, injected by the caller: statistics sit below
     coding (coding keeps the cells up to date), so they do not import it."""
 
-    def __call__(self, session: Session, *, survey_id: str, question_id: str) -> CodebookPublic: ...
+    def __call__(
+        self, session: Session, *, survey_id: str, question_id: str, lang: str | None = None
+    ) -> CodebookPublic: ...
 
 
 def themes(
@@ -134,7 +137,9 @@ def themes(
     codebook_of: CodebookLookup,
 ) -> Themes:
     question = question_of(compiled, question_id, ("text",))
-    codebook = codebook_of(session, survey_id=compiled.definition.id, question_id=question.id)
+    codebook = codebook_of(
+        session, survey_id=compiled.definition.id, question_id=question.id, lang=query.lang
+    )
     found = [_counts(key, counts) for key, counts in counted(session, compiled, question.id, query)]
     complete = query.by in (None, *COVERING)
     grid = _grid(found, codebook.themes, query.min_cell, complete=complete)

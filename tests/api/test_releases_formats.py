@@ -7,10 +7,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.database import Database
-from service.demo import RELEASE_ID, load_demo, publish_demo_release
+from service.demo import RELEASE_ID
 from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer
 from tests.fixtures.charts import spec_rows
+from tests.fixtures.demo import load_and_publish_demo
 
 RELEASE = f"/v1/surveys/smhm-professionals/releases/{RELEASE_ID}"
 TABLES = ("table-1-roles", "table-2-confidence", "table-3-trust-actions")
@@ -21,15 +22,7 @@ def reader(
     client: TestClient, database: Database, settings: Settings, make_key: MakeKey
 ) -> dict[str, str]:
     """The demo as `hearme demo` serves it: the seed study and its release `bjsw-2017`."""
-    with database.session() as session:
-        survey_id, _ = load_demo(session)
-    with database.session() as session:
-        publish_demo_release(
-            session,
-            survey_id,
-            min_cell=settings.min_cell,
-            audit_seconds=settings.release_audit_seconds,
-        )
+    load_and_publish_demo(database, settings)
     return bearer(make_key("reader"))
 
 

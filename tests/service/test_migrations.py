@@ -8,19 +8,31 @@ import pkgutil
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, inspect, select
 from sqlmodel import SQLModel
 
 import schemas
-from service.database import alembic_config, migrations_dir, upgrade
+from api.app import create_app
+from schemas.keys import KeyCreate, Role
+from service.database import Database, alembic_config, migrations_dir, upgrade
+from service.keys import create_key
 from service.settings import Settings
-from tests.conftest import fresh_pg_database, require_pg
+from tests.conftest import (
+    CODEBOOK_THEMES,
+    bearer,
+    fresh_pg_database,
+    require_pg,
+    submission,
+    survey_definition,
+)
 
 HEARME_TABLES = {"api_key", "survey", "response", "answer", "idempotency_record"}
 MIGRATION_FILE = re.compile(r"^\d{4}_\d{2}_\d{2}_[a-z0-9_]+\.py$")
@@ -165,9 +177,115 @@ def test_migration_0010_fills_the_narrow_table_of_a_populated_database(empty_url
         kept = rows()
         assert len(kept) == 60
         database.dispose()
-        command.downgrade(alembic_config(empty_url), "0007")
+        command.downgrade(alembic_config(empty_url), "0009")
         assert "stat_row" not in _tables(empty_url)
         command.upgrade(alembic_config(empty_url), "head")
         assert rows() == kept
     finally:
         database.dispose()
+
+
+LANGUAGES_REVISION = "0008"  # adds response.language, codebook texts and release labels
+
+
+def _strip_languages_key(url: str) -> None:
+    """Stored definitions as the schema before languages wrote them: no `languages` key."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            table = SQLModel.metadata.tables["survey"]
+            for survey_id, definition in conn.execute(select(table.c.id, table.c.definition)):
+                definition.pop("languages", None)
+                conn.execute(
+                    table.update().where(table.c.id == survey_id).values(definition=definition)
+                )
+    finally:
+        engine.dispose()
+
+
+def _read_everything(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
+    survey = "/v1/surveys/trust"
+    paths = {
+        "survey": survey,
+        "responses": f"{survey}/responses",
+        "likert": f"{survey}/stats/likert/trust_confidence?by=site",
+        "likert_csv": f"{survey}/stats/likert/trust_confidence?format=csv",
+        "codebook": f"{survey}/codebooks/trust_actions",
+        "themes": f"{survey}/stats/themes/trust_actions",
+        "release": f"{survey}/releases/before",
+        "release_csv": f"{survey}/releases/before?format=csv",
+        "dictionary": f"{survey}/export/dictionary",
+        "export": f"{survey}/export?format=csv",
+    }
+    found = {}
+    for name, path in paths.items():
+        got = client.get(path, headers=admin)
+        assert got.status_code == 200, f"{name}: {got.text}"
+        found[name] = got.text if "csv" in path else got.json()
+    return found
+
+
+def test_a_populated_database_of_the_previous_schema_keeps_working_after_languages(
+    empty_url: str, tmp_path: Path
+) -> None:
+    """Stored surveys without languages, their responses, codebooks and releases read
+    back unchanged after migration 0008, on both engines; new responses carry a language
+    column that is null for the old ones."""
+    upgrade(Settings(database_url=empty_url))
+    settings = Settings(
+        database_url=empty_url,
+        webhook_dispatch=False,
+        secret_key_file=str(tmp_path / "secret.key"),
+    )
+    with Database(settings).session() as session:
+        _, token = create_key(session, data=KeyCreate(name="admin", role=Role.admin))
+    admin = bearer(token)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/surveys", json=survey_definition(), headers=admin).is_success
+        codebook = {"themes": CODEBOOK_THEMES}
+        put = client.put("/v1/surveys/trust/codebooks/trust_actions", json=codebook, headers=admin)
+        assert put.status_code == 200, put.text
+        for value in (1, 3, 4, 4, 5, 5, 5):
+            body = submission(trust_confidence=value, trust_actions="Listen and take time.")
+            assert client.post("/v1/surveys/trust/responses", json=body, headers=admin).is_success
+        release = {
+            "id": "before",
+            "title": "Before languages",
+            "tables": [
+                {"id": "confidence", "kind": "likert", "question": "trust_confidence"},
+                {"id": "themes", "kind": "themes", "question": "trust_actions"},
+            ],
+        }
+        published = client.post("/v1/surveys/trust/releases", json=release, headers=admin)
+        assert published.status_code == 201, published.text
+        before = _read_everything(client, admin)
+
+    previous = ScriptDirectory.from_config(alembic_config(empty_url)).get_revision(
+        LANGUAGES_REVISION
+    )
+    assert previous is not None
+    assert isinstance(previous.down_revision, str)
+    command.downgrade(alembic_config(empty_url), previous.down_revision)
+    _strip_languages_key(empty_url)
+    engine = create_engine(empty_url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("response")}
+    finally:
+        engine.dispose()
+    assert "language" not in columns  # a database of the previous schema, populated
+    upgrade(settings)  # as `hearme serve` and `hearme db upgrade` do
+    assert _revision(empty_url) == _head()
+
+    with TestClient(create_app(settings)) as client:
+        after = _read_everything(client, admin)
+        assert after == before
+        assert all(item["language"] is None for item in after["responses"]["items"])
+        assert after["survey"]["languages"] is None
+        assert [r["count"] for r in after["likert"]["rows"]] == [1, 0, 1, 2, 3]
+        assert next(r["label"] for r in after["likert"]["rows"]) == "Not confident"
+        again = client.get("/v1/surveys/trust?lang=en", headers=admin)
+        assert again.status_code == 422  # the survey declares no languages
+        assert client.post(
+            "/v1/surveys/trust/responses", json=submission(), headers=admin
+        ).is_success
+        assert _read_everything(client, admin)["release"] == after["release"]

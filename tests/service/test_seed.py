@@ -194,8 +194,8 @@ def test_survey_questions(survey: dict[str, Any]) -> None:
     required = {qid for qid, q in questions.items() if q["required"]}
     assert required == {"role", "trust_confidence"}
     for q in questions.values():
-        assert isinstance(q["text"], str)
-        assert q["text"]
+        texts = q["text"].values() if isinstance(q["text"], dict) else [q["text"]]
+        assert all(isinstance(t, str) and t for t in texts)
 
     role = questions["role"]
     assert [(o["value"], o["label"]) for o in role["options"]] == [
@@ -233,10 +233,19 @@ def test_survey_questions(survey: dict[str, Any]) -> None:
     )
 
     likert = questions["trust_confidence"]
-    assert "confident" in likert["text"]
-    assert likert["text"].endswith("?")
-    assert [(s["value"], s["label"]) for s in likert["scale"]] == [
+    assert survey["languages"] == ["en", "cy"]
+    assert "confident" in likert["text"]["en"]
+    assert likert["text"]["en"].endswith("?")
+    assert likert["text"]["cy"].startswith("Pa mor hyderus")
+    assert [(s["value"], s["label"]["en"]) for s in likert["scale"]] == [
         (value, label) for value, label, _ in TABLE_2
+    ]
+    assert [s["label"]["cy"] for s in likert["scale"]] == [
+        "Dim yn hyderus",
+        "Braidd yn ddihyder",
+        "Na hyderus na dihyder",
+        "Hyderus",
+        "Hyderus iawn",
     ]
 
     text = questions["trust_actions"]
