@@ -221,6 +221,14 @@ class Layout:
             n_groups=len(groups),
         )
 
+    def seen(self) -> tuple[int, ...]:
+        """The places of a profile this table looks at (site, wave, its filters, its
+        `by` question and its own): profiles alike there count in the same cells."""
+        places = [0, 1, 2 + self.dim, *(2 + d for d, _ in self.filters)]
+        if self.by_dim is not None:
+            places.append(2 + self.by_dim)
+        return tuple(sorted(set(places)))
+
     def cells(self, profile: Profile) -> list[Path]:
         """The cells of this table (paths into its body) that a profile counts in."""
         site, wave = profile[0], profile[1]
