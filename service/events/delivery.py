@@ -149,6 +149,7 @@ def fan_out(session: Session) -> int:
             .limit(FAN_OUT_BATCH)
         )
         query = feed.visible_to(
+            session,
             query,
             role=Role(role),
             sites=frozenset(sites) if sites is not None else None,

@@ -334,7 +334,8 @@ class _Solver:
         self.highs.passModel(lp)
         self.known = known.copy()
         self.columns = np.arange(n_cols, dtype=np.int32)
-        self.points: list[np.ndarray[Any, Any]] = []  # optimal atom vectors found
+        self.points = np.empty((64, n_cols))  # the optimal atom vectors found, by row
+        self.found = 0
         self.low: dict[int, float] = {}  # per target: the least value over the points
         self.high: dict[int, float] = {}
 
@@ -362,8 +363,8 @@ class _Solver:
             return
         truth = self.problem.counts[new]
         low, high = truth.copy(), truth.copy()
-        if self.points:
-            values = self.problem.matrix[new] @ np.column_stack(self.points)
+        if self.found:
+            values = self.problem.matrix[new] @ self.points[: self.found].T
             low = np.minimum(low, values.min(axis=1))
             high = np.maximum(high, values.max(axis=1))
         for g, a, b in zip(new, low.tolist(), high.tolist(), strict=True):
@@ -391,7 +392,10 @@ class _Solver:
             raise RuntimeError(f"the audit's program failed: {highs.modelStatusToString(status)}")
         solution = highs.getSolution()
         point = np.asarray(solution.col_value)
-        self.points.append(point)
+        if self.found == len(self.points):
+            self.points = np.concatenate([self.points, np.empty_like(self.points)])
+        self.points[self.found] = point
+        self.found += 1
         if self.low:
             tracked = list(self.low)
             values = problem.matrix[tracked] @ point

@@ -177,12 +177,18 @@ def _identity(table: dict[str, Any]) -> str:
 def _model_counts(population: profiles.Population, layouts: list[Layout]) -> list[Counter[Path]]:
     sizes = Counter(population.members.values())
     counts: list[Counter[Path]] = [Counter() for _ in layouts]
-    for p, profile in enumerate(population.profiles):
-        n = sizes.get(p, 0)
-        if not n:
-            continue
-        for t, layout in enumerate(layouts):
-            for path in layout.cells(profile):
+    for t, layout in enumerate(layouts):
+        by_place: Counter[Any] = Counter()  # profiles alike where the table looks
+        example: dict[Any, profiles.Profile] = {}
+        seen = layout.seen()
+        for p, profile in enumerate(population.profiles):
+            n = sizes.get(p, 0)
+            if n:
+                place = tuple(profile[i] for i in seen)
+                by_place[place] += n
+                example.setdefault(place, profile)
+        for place, n in by_place.items():
+            for path in layout.cells(example[place]):
                 counts[t][path] += n
     return counts
 
@@ -293,9 +299,7 @@ def _find(session: Session, survey_id: str, release_id: str) -> Release | None:
 
 def visible_to(principal: Principal, release: Release) -> bool:
     """A key bound to sites sees the releases whose every table is limited to them."""
-    if principal.sites is None:
-        return True
-    return release.scope_sites is not None and set(release.scope_sites) <= principal.sites
+    return release.visible_to_sites(principal.sites)
 
 
 def get_release(
