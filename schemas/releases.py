@@ -44,6 +44,13 @@ class Release(SQLModel, table=True):
     # a release read in another language relabels its frozen figures (migration 0008)
     labels: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSON, nullable=True))
 
+    def visible_to_sites(self, sites: frozenset[str] | None) -> bool:
+        """A key bound to sites sees the releases whose every table is limited to them
+        (contract §7.6): the one rule, for the releases and for their events."""
+        if sites is None:
+            return True
+        return self.scope_sites is not None and set(self.scope_sites) <= sites
+
 
 class ReleaseTableIn(StrictModel):
     id: Slug

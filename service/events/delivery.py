@@ -191,6 +191,7 @@ def _fan_out(session: Session, *, claim: ClaimRoom | None) -> list[Claimed | Non
             .limit(FAN_OUT_BATCH)
         )
         query = feed.visible_to(
+            session,
             query,
             role=Role(role),
             sites=frozenset(sites) if sites is not None else None,

@@ -10,12 +10,14 @@ event can commit below a position already visible.
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, tuple_, update
 from sqlmodel import Session, col
+from sqlmodel import select as select_model
 
 from schemas.base import utcnow
 from schemas.events import Event, EventPublic, EventRetention, EventType, WebhookDelivery
 from schemas.keys import Role
+from schemas.releases import Release
 from service.errors import Gone, invalid_field
 from service.keys import Principal
 from service.pagination import decode_pk_cursor, encode_cursor
@@ -40,14 +42,30 @@ def to_public(event: Event) -> EventPublic:
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 
 
-def visible_to(query: Q, *, role: Role, sites: frozenset[str] | None, types: list[str]) -> Q:
+def visible_to(
+    session: Session, query: Q, *, role: Role, sites: frozenset[str] | None, types: list[str]
+) -> Q:
     """What a key may read of the feed: a reader the `release.*` events only; a key
-    bound to sites the events of its sites and those of no site. Webhooks deliver
+    bound to sites the events of its sites and those of no site, and of the releases
+    only those it may read (`Release.visible_to_sites`: a release event names its
+    release's title, which a key of other sites must not learn). Webhooks deliver
     exactly this for their owner."""
     if role == Role.reader:
         query = query.where(col(Event.type).in_(RELEASE_TYPES))
     if sites is not None:
         query = query.where(or_(col(Event.site).is_(None), col(Event.site).in_(sorted(sites))))
+        seen = [
+            (r.survey_id, r.id)
+            for r in session.exec(select_model(Release))
+            if r.visible_to_sites(sites)
+        ]
+        release_id = col(Event.data)["id"].as_string()
+        query = query.where(
+            or_(
+                col(Event.type).not_in(RELEASE_TYPES),
+                tuple_(col(Event.survey_id), release_id).in_(seen),
+            )
+        )
     if types and "*" not in types:
         query = query.where(col(Event.type).in_(types))
     return query
@@ -93,7 +111,7 @@ def read_feed(
     )
     if survey is not None:
         query = query.where(col(Event.survey_id) == survey)
-    query = visible_to(query, role=principal.role, sites=principal.sites, types=types)
+    query = visible_to(session, query, role=principal.role, sites=principal.sites, types=types)
     rows = list(session.execute(query).scalars())
     end = rows[-1].position if len(rows) == limit else max(high, position)
     assert end is not None

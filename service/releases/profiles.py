@@ -101,13 +101,13 @@ def load(session: Session, survey_id: str, dims: list[Dim]) -> Population:
     position = {d.question: i for i, d in enumerate(dims)}
     ids: dict[int, str] = {}
     rows: dict[int, list[Any]] = {}
-    for pk, rid, site, wave in session.execute(_RESPONSES, {"survey": survey_id}):
+    for pk, rid, site, wave in session.execute(_RESPONSES, {"survey": survey_id}).all():
         ids[pk] = rid
         rows[pk] = [site, wave] + [None] * len(dims)
     params = {"survey": survey_id}
     valued = [d.question for d in dims]
     if valued:
-        for pk, qid, value in session.execute(_ANSWERS, {**params, "questions": valued}):
+        for pk, qid, value in session.execute(_ANSWERS, {**params, "questions": valued}).all():
             row = rows.get(pk)
             if row is None:
                 continue
@@ -121,11 +121,11 @@ def load(session: Session, survey_id: str, dims: list[Dim]) -> Population:
                 row[2 + i] = ["", []]
     texts = [d.question for d in dims if d.kind == "text"]
     if texts:
-        for pk, qid, status in session.execute(_OUTCOMES, {**params, "questions": texts}):
+        for pk, qid, status in session.execute(_OUTCOMES, {**params, "questions": texts}).all():
             row = rows.get(pk)
             if row is not None and row[2 + position[qid]] is not None:
                 row[2 + position[qid]][0] = status
-        for pk, qid, category in session.execute(_CATEGORIES, {**params, "questions": texts}):
+        for pk, qid, category in session.execute(_CATEGORIES, {**params, "questions": texts}).all():
             row = rows.get(pk)
             if row is not None and row[2 + position[qid]] is not None:
                 row[2 + position[qid]][1].append(category)
@@ -220,6 +220,14 @@ class Layout:
             categories=categories,
             n_groups=len(groups),
         )
+
+    def seen(self) -> tuple[int, ...]:
+        """The places of a profile this table looks at (site, wave, its filters, its
+        `by` question and its own): profiles alike there count in the same cells."""
+        places = [0, 1, 2 + self.dim, *(2 + d for d, _ in self.filters)]
+        if self.by_dim is not None:
+            places.append(2 + self.by_dim)
+        return tuple(sorted(set(places)))
 
     def cells(self, profile: Profile) -> list[Path]:
         """The cells of this table (paths into its body) that a profile counts in."""

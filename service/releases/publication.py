@@ -10,14 +10,16 @@ The model the audit works on is checked against the statistics code: each table'
 counts, as the profiles give them, must equal the exact body's; a table where they
 differ (which would be a bug) is withheld rather than trusted.
 
-Publications of a survey are serialised, and on PostgreSQL the data tables are locked
-against writers (SHARE) while one runs, so that the counts, the profiles and the
-earlier releases are read from one consistent state; SQLite's write transaction
+Publications of a survey are serialised (`_lock`), and read the counts, the profiles
+and the earlier releases from one consistent state (`_snapshot`): on PostgreSQL a
+snapshot that blocks no submission while the audit runs; SQLite's write transaction
 already is one.
 """
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import text
@@ -132,14 +134,33 @@ def _exact_table(
 
 
 def _lock(session: Session) -> None:
+    """Publications (and withdrawals) wait for one another: each audits against every
+    release committed before it. On PostgreSQL a lock on the release table alone, held
+    by the publishing transaction until it commits (submissions never take it); on
+    SQLite the write transaction already is one."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("LOCK TABLE release IN EXCLUSIVE MODE"))
-        session.execute(
-            text(
-                "LOCK TABLE response, answer, coding_outcome, effective_category,"
-                " codebook, codebook_category IN SHARE MODE"
-            )
-        )
+        session.execute(text("LOCK TABLE release IN SHARE ROW EXCLUSIVE MODE"))
+
+
+@contextmanager
+def _snapshot(session: Session) -> Iterator[Session]:
+    """Where publication reads the data: one consistent state, so that the exact
+    tables, the profiles and the earlier releases agree.
+
+    On PostgreSQL, a read-only REPEATABLE READ transaction on a connection of its own,
+    begun after `_lock` was granted (so it sees every earlier release): a snapshot,
+    which takes no lock that a submission waits for, so submissions go on while the
+    audit solves its programs; what they add counts in later releases. On SQLite the
+    publishing write transaction itself (one writer at a time)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        yield session
+        return
+    connection = bind.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    with connection, connection.begin():
+        connection.execute(text("SET TRANSACTION READ ONLY"))
+        with Session(bind=connection) as snapshot:
+            yield snapshot
 
 
 def _earlier(session: Session, survey_id: str) -> list[Release]:
@@ -177,12 +198,18 @@ def _identity(table: dict[str, Any]) -> str:
 def _model_counts(population: profiles.Population, layouts: list[Layout]) -> list[Counter[Path]]:
     sizes = Counter(population.members.values())
     counts: list[Counter[Path]] = [Counter() for _ in layouts]
-    for p, profile in enumerate(population.profiles):
-        n = sizes.get(p, 0)
-        if not n:
-            continue
-        for t, layout in enumerate(layouts):
-            for path in layout.cells(profile):
+    for t, layout in enumerate(layouts):
+        by_place: Counter[Any] = Counter()  # profiles alike where the table looks
+        example: dict[Any, profiles.Profile] = {}
+        seen = layout.seen()
+        for p, profile in enumerate(population.profiles):
+            n = sizes.get(p, 0)
+            if n:
+                place = tuple(profile[i] for i in seen)
+                by_place[place] += n
+                example.setdefault(place, profile)
+        for place, n in by_place.items():
+            for path in layout.cells(example[place]):
                 counts[t][path] += n
     return counts
 
@@ -209,23 +236,19 @@ def publish(
             problems.append(FieldProblem(("tables", i, "id"), "a table id appears twice"))
         seen.add(spec.id)
     _lock(session)
-    found: list[dict[str, Any]] = []
-    for i, spec in enumerate(data.tables):
-        table, mine = _exact_table(
-            session,
-            compiled,
-            principal=principal,
-            spec=spec,
-            i=i,
-        )
-        problems += mine
-        if table is not None:
-            found.append(table)
-    if problems:
-        raise Invalid("the release is not valid", problems)
+    with _snapshot(session) as snapshot:
+        found: list[dict[str, Any]] = []
+        for i, spec in enumerate(data.tables):
+            table, mine = _exact_table(snapshot, compiled, principal=principal, spec=spec, i=i)
+            problems += mine
+            if table is not None:
+                found.append(table)
+        if problems:
+            raise Invalid("the release is not valid", problems)
+        population = profiles.load(snapshot, survey_id, profiles.dims_of(compiled, found))
+        moments = [_moment_of(r) for r in _earlier(snapshot, survey_id)]
     if _find(session, survey_id, data.id) is not None:
         raise Conflict(f"survey {survey_id!r} already has a release {data.id!r}")
-    population = profiles.load(session, survey_id, profiles.dims_of(compiled, found))
     layouts = [Layout.of(t, population.dims) for t in found]
     paths = [profiles.count_paths(t) for t in found]
     exact = [{p: int(profiles.read(t, p)) for p in ps} for t, ps in zip(found, paths, strict=True)]
@@ -238,7 +261,6 @@ def publish(
         hidden=hidden,
         identities=[_identity(t) for t in found],
     )
-    moments = [_moment_of(r) for r in _earlier(session, survey_id)]
     verdict = audit.protect([*moments, new], k=k, budget=audit_seconds)
     for t, (truth, counts) in enumerate(zip(exact, modelled, strict=True)):
         if any(counts.get(p, 0) != n for p, n in truth.items()):
@@ -294,9 +316,7 @@ def _find(session: Session, survey_id: str, release_id: str) -> Release | None:
 
 def visible_to(principal: Principal, release: Release) -> bool:
     """A key bound to sites sees the releases whose every table is limited to them."""
-    if principal.sites is None:
-        return True
-    return release.scope_sites is not None and set(release.scope_sites) <= principal.sites
+    return release.visible_to_sites(principal.sites)
 
 
 def get_release(

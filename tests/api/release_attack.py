@@ -13,7 +13,10 @@ over the non-negative sizes that satisfy them all. A suppressed count whose rang
 under 1 wide is worked out exactly: a leak.
 
 Tables are read from their request (`site`, `wave`, `q`, `by`) and their body (rows,
-groups), composition and likert kinds only.
+groups; for theme tables the `n_*` counts, each theme's `respondents` and `mentions`
+and each category's `respondents`). A theme's `respondents` counts the respondents
+with any of its categories, so it is a sum over atoms like any count; its `mentions`
+is the sum of its categories' counts, one more equation where it is published.
 """
 
 from collections.abc import Iterator, Sequence
@@ -34,6 +37,8 @@ class Person:
     wave: str
     answers: Json
     present: set[str] = field(default_factory=set)  # ids of the releases it was there for
+    # per coded text question: its coding status and effective categories (None if none)
+    codings: dict[str, tuple[str, frozenset[str] | None]] = field(default_factory=dict)
 
 
 def _group_value(person: Person, by: str) -> Any:
@@ -53,7 +58,32 @@ def _in_scope(person: Person, table: Json) -> bool:
     return True
 
 
-def _own_cells(person: Person, body: Json, question: str) -> Iterator[str | tuple[str, Any]]:
+CODED = ("single", "agreed", "resolved")
+
+
+def _own_theme_cells(person: Person, body: Json, question: str) -> Iterator[str | tuple[Any, ...]]:
+    yield "n_responses"
+    if person.answers.get(question) is None:
+        yield "n_blank"
+        return
+    yield "n_answered"
+    status, effective = person.codings.get(question, ("uncoded", None))
+    if status not in CODED:
+        yield "n_disputed" if status == "disputed" else "n_uncoded"
+        return
+    yield "n_coded"
+    for theme in body["themes"]:
+        mine = [c["id"] for c in theme["categories"] if c["id"] in (effective or ())]
+        yield from (("category", theme["id"], c) for c in mine)
+        if mine:
+            yield ("theme", theme["id"])
+
+
+def _own_cells(person: Person, body: Json, table: Json) -> Iterator[str | tuple[Any, ...]]:
+    question = table["question"]
+    if table["kind"] == "themes":
+        yield from _own_theme_cells(person, body, question)
+        return
     answer = person.answers.get(question)
     if answer is None:
         yield "missing"
@@ -74,14 +104,12 @@ def cells_of(person: Person, release: Json) -> list[CellKey]:
         if not _in_scope(person, table):
             continue
         place = (release["id"], table["id"])
-        found += [(*place, None, c) for c in _own_cells(person, table, table["question"])]
+        found += [(*place, None, c) for c in _own_cells(person, table, table)]
         if table["by"] is not None:
             value = _group_value(person, table["by"])
             for group in table["groups"]:
                 if group["value"] == value:
-                    found += [
-                        (*place, value, c) for c in _own_cells(person, group, table["question"])
-                    ]
+                    found += [(*place, value, c) for c in _own_cells(person, group, table)]
     return found
 
 
@@ -92,10 +120,37 @@ def published(release: Json) -> Iterator[tuple[CellKey, int | None]]:
         place = (release["id"], table["id"])
         bodies = [(None, table)] + [(g["value"], g) for g in table.get("groups") or ()]
         for value, body in bodies:
+            if table["kind"] == "themes":
+                for name in THEME_COUNTS:
+                    yield (*place, value, name), body[name]
+                for theme in body["themes"]:
+                    yield (*place, value, ("theme", theme["id"])), theme["respondents"]
+                    for c in theme["categories"]:
+                        key = ("category", theme["id"], c["id"])
+                        yield (*place, value, key), c["respondents"]
+                continue
             yield (*place, value, "n"), body["n"]
             yield (*place, value, "missing"), body["missing"]
             for r in body["rows"]:
                 yield (*place, value, ("row", r["value"])), r["count"]
+
+
+THEME_COUNTS = ("n_responses", "n_answered", "n_blank", "n_coded", "n_disputed", "n_uncoded")
+
+
+def mentions(release: Json) -> Iterator[tuple[CellKey, list[CellKey], int | None]]:
+    """Each theme's `mentions` as published, with the category cells it sums."""
+    for table in release["tables"]:
+        if table["kind"] != "themes":
+            continue
+        place = (release["id"], table["id"])
+        bodies = [(None, table)] + [(g["value"], g) for g in table.get("groups") or ()]
+        for value, body in bodies:
+            for theme in body["themes"]:
+                parts = [
+                    (*place, value, ("category", theme["id"], c["id"])) for c in theme["categories"]
+                ]
+                yield (*place, value, ("mentions", theme["id"])), parts, theme["mentions"]
 
 
 @dataclass
@@ -127,7 +182,7 @@ def attack(releases: Sequence[Json], people: Sequence[Person], k: int) -> Attack
             for b in range(a, len(there)):
                 run = {releases[i]["id"] for i in there[a : b + 1]}
                 if run != p.present and run in runs:
-                    like = Person(p.site, p.wave, p.answers, run)
+                    like = Person(p.site, p.wave, p.answers, run, p.codings)
                     atoms.setdefault(frozenset(c for r in releases for c in cells_of(like, r)), 0)
     columns = list(atoms)
     sizes = np.array([atoms[c] for c in columns], dtype=float)
@@ -141,6 +196,20 @@ def attack(releases: Sequence[Json], people: Sequence[Person], k: int) -> Attack
             rows.append(index[cell])
             cols.append(a)
     matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(index), len(columns)))
+    # a published `mentions` is one more equation: the sum of its categories' rows
+    sums = [(cell, parts, value) for r in releases for cell, parts, value in mentions(r)]
+    if sums:
+        extra = sparse.vstack(
+            [
+                sparse.csr_matrix(matrix[[index[c] for c in parts]].sum(axis=0))
+                for _, parts, _ in sums
+            ]
+        )
+        matrix = sparse.vstack([matrix, extra], format="csr")
+        for cell, _, value in sums:
+            index[cell] = len(index)
+            shown[cell] = value
+            _cells.append(cell)
     truth = matrix @ sizes
     known = [i for cell, i in index.items() if shown[cell] is not None]
     for cell, i in index.items():  # the published figures are the true ones
@@ -175,7 +244,10 @@ def attack(releases: Sequence[Json], people: Sequence[Person], k: int) -> Attack
             return  # public before the last release: no release can take it back
         leaks.append(Finding(cell, round(float(objective @ sizes)), low, high))
 
+    derived = {cell for cell, _, _ in sums}  # not counts: probed through their parts
     for cell, i in index.items():
+        if cell in derived:
+            continue
         if truth[i] >= k:
             large += 1
             large_published += shown[cell] is not None
@@ -186,7 +258,7 @@ def attack(releases: Sequence[Json], people: Sequence[Person], k: int) -> Attack
     # the same table read at two releases: who came into a cell, or left it, between them
     for earlier, again in repeated(releases):
         for cell, i in index.items():
-            if cell[:2] != (earlier["id"], earlier["id_of_table"]):
+            if cell[:2] != (earlier["id"], earlier["id_of_table"]) or cell in derived:
                 continue
             later = index.get((again["id"], again["id_of_table"], *cell[2:]))
             if later is None:

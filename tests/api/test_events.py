@@ -12,11 +12,12 @@ from sqlalchemy import create_engine, text, update
 
 from api.app import create_app
 from schemas.base import utcnow
-from schemas.events import Event, EventType
+from schemas.events import Event
 from service.database import Database
-from service.events import emit, feed
+from service.events import feed
 from service.settings import Settings
 from tests.conftest import CODEBOOK_THEMES, MakeKey, assert_problem, bearer, submission
+from tests.fixtures.releases import publish_release
 
 Headers = dict[str, str]
 
@@ -190,31 +191,42 @@ def test_bad_feed_parameters_are_422(
 
 
 def test_scoping_readers_see_releases_and_site_keys_their_sites(
-    client: TestClient,
-    admin: Headers,
-    make_key: MakeKey,
-    survey: dict[str, Any],
-    database: Database,
+    client: TestClient, admin: Headers, make_key: MakeKey, survey: dict[str, Any]
 ) -> None:
     for site in ("site-1", "site-2"):
         body = {**submission(), "site": site}
         assert client.post("/v1/surveys/trust/responses", json=body, headers=admin)
-    with database.session() as session:
-        emit(
-            session,
-            type=EventType.release_published,
-            survey="trust",
-            data={"id": "r1", "title": "A release"},
-        )
+    publish_release(client, admin, "everywhere")
+    publish_release(client, admin, "site-1-only", site=["site-1"])
+    publish_release(client, admin, "site-2-only", site=["site-2"])
+    assert client.delete("/v1/surveys/trust/releases/site-1-only", headers=admin)
     reader = bearer(make_key("reader"))
-    assert [e["type"] for e in events(client, reader)] == ["release.published"]
+    assert [(e["type"], e["data"]["id"]) for e in events(client, reader)] == [
+        ("release.published", "everywhere"),
+        ("release.published", "site-1-only"),
+        ("release.published", "site-2-only"),
+        ("release.withdrawn", "site-1-only"),
+    ]
     assert events(client, reader, type="response.created") == []
+    # a key bound to sites reads the events of the releases it may read, no others:
+    # another site's release title is not for it
+    site1_reader = bearer(make_key("reader", sites=["site-1"]))
+    assert [(e["type"], e["data"]["id"]) for e in events(client, site1_reader)] == [
+        ("release.published", "site-1-only"),
+        ("release.withdrawn", "site-1-only"),
+    ]
     site2 = bearer(make_key("evaluator", sites=["site-2"]))
     seen = events(client, site2)
-    assert [(e["type"], e["site"]) for e in seen] == [
-        ("survey.created", None),
-        ("response.created", "site-2"),
-        ("release.published", None),
+    assert [(e["type"], e["site"], e["data"].get("title")) for e in seen] == [
+        ("survey.created", None, None),
+        ("response.created", "site-2", None),
+        ("release.published", None, "Release site-2-only"),
+    ]
+    both = bearer(make_key("reader", sites=["site-1", "site-2"]))
+    assert [e["data"]["id"] for e in events(client, both)] == [
+        "site-1-only",
+        "site-2-only",
+        "site-1-only",
     ]
     for role in ("coder", "submitter"):
         assert_problem(client.get("/v1/events", headers=bearer(make_key(role))), 403)

@@ -3,6 +3,7 @@ CSV), listing, withdrawal, who sees which release, and every refusal."""
 
 import csv
 import io
+import threading
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from service.database import Database
+from service.releases import audit
 from service.settings import Settings
 from tests.api.stats_support import Headers, Json, create_survey, load, row
 from tests.conftest import MakeKey, assert_problem, bearer
@@ -303,3 +305,53 @@ def test_publishing_needs_an_evaluator_or_admin_and_json(
         ),
         422,
     )
+
+
+def test_submissions_go_on_while_a_publication_audits(
+    client: TestClient,
+    admin: Headers,
+    evaluator: Headers,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL publication reads a snapshot and locks only the release table, so a
+    submission made while its audit solves completes at once, and counts in later
+    releases only. (SQLite has one writer at a time: a publication is one write.)"""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises every write, publications included")
+    auditing, finish = threading.Event(), threading.Event()
+    real = audit.protect
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        auditing.set()
+        finish.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "protect", slow)
+    published: list[Any] = []
+    publisher = threading.Thread(
+        target=lambda: published.append(client.post(RELEASES, json=release(), headers=evaluator))
+    )
+    publisher.start()
+    try:
+        assert auditing.wait(60)
+        submitted: list[Any] = []
+        body = {"site": "site-1", "wave": "midway", "answers": {"role": "police"}}
+        submitter = threading.Thread(
+            target=lambda: submitted.append(
+                client.post("/v1/surveys/trust/responses", json=body, headers=admin)
+            )
+        )
+        submitter.start()
+        submitter.join(30)
+        done_while_auditing = not submitter.is_alive()
+    finally:
+        finish.set()
+        publisher.join(120)
+    submitter.join(60)
+    assert done_while_auditing, "the submission waited for the publication"
+    assert submitted[0].status_code == 201, submitted[0].text
+    assert published[0].status_code == 201, published[0].text
+    assert published[0].json()["n_responses"] == 59  # the snapshot's, not the newcomer
+    later = publish(client, evaluator, release("later"))
+    assert later["n_responses"] == 60

@@ -9,7 +9,16 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.api.release_attack import Person, attack
-from tests.api.stats_support import Headers, Json, Row, create_survey, load, random_rows
+from tests.api.stats_support import (
+    Headers,
+    Json,
+    Row,
+    coded_data_set,
+    create_survey,
+    load,
+    random_rows,
+)
+from tests.conftest import MakeKey, bearer
 
 K = 5
 
@@ -130,3 +139,53 @@ def test_the_same_table_before_and_after_one_submission(client: TestClient, admi
     before = {g["value"]: g for g in r1["tables"][0]["groups"]}["health"]
     assert [r["count"] for r in before["rows"]] == [0, 6, 9, 0, 0]
     assert health["rows"][2]["count"] is None
+
+
+THEME_POOL: list[Json] = [
+    _spec("themes", "trust_actions"),
+    _spec("themes", "trust_actions", by="site"),
+    _spec("themes", "trust_actions", by="role"),
+    _spec("themes", "trust_actions", site=["site-1"]),
+    _spec("themes", "trust_actions", q={"role": ["police"]}),
+    _spec("themes", "trust_actions", by="wave", q={"involved": [True]}),
+    _spec("composition", "role", by="site"),
+    _spec("likert", "trust_confidence", q={"role": ["health", "other"]}),
+]
+THEME_SEEDS = range(5)
+
+
+def test_no_suppressed_theme_count_is_worked_out_across_two_releases(
+    client: TestClient, admin: Headers, make_key: MakeKey
+) -> None:
+    """Theme tables in the attack: category counts, themes' respondents, the n_* counts
+    and mentions, beside composition and likert tables, over two releases with new
+    (uncoded) answers and an erasure between them."""
+    coders = [bearer(make_key("evaluator")), bearer(make_key("evaluator"))]
+    large = large_published = 0
+    for seed in THEME_SEEDS:
+        rng = random.Random(1000 + seed)
+        name = f"t{seed}"
+        first, outcomes = coded_data_set(client, admin, coders, name, rng, rng.randint(60, 140))
+        people = [person(r, f"{name}-1", f"{name}-2") for r in first]
+        for p, r in zip(people, first, strict=True):
+            if id(r) in outcomes:
+                p.codings["trust_actions"] = outcomes[id(r)]
+        specs_1 = rng.sample(THEME_POOL, 4)
+        r1 = publish(client, admin, f"{name}-1", specs_1, name)
+        later = random_rows(rng, rng.randint(1, 6), text=True)
+        load(client, admin, later, survey=name)
+        people += [person(r, f"{name}-2") for r in later]
+        ids = stored_ids(client, admin, name)
+        gone = rng.randrange(len(first))
+        erased = client.delete(f"/v1/surveys/{name}/responses/{ids[gone]}", headers=admin)
+        assert erased.status_code == 204
+        people[gone].present = {f"{name}-1"}
+        kept = rng.sample(specs_1, 2)
+        specs_2 = kept + rng.sample([s for s in THEME_POOL if s not in kept], 3)
+        r2 = publish(client, admin, f"{name}-2", specs_2, name)
+        found = attack([r1, r2], people, K)
+        assert found.leaks == [], (seed, found.leaks)
+        large += found.large
+        large_published += found.large_published
+        assert any(t["kind"] == "themes" for t in r1["tables"] + r2["tables"])
+    assert large_published > 0.5 * large, (large_published, large)

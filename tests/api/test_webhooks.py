@@ -19,6 +19,7 @@ from service.events import ssrf
 from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 from tests.fixtures.receiver import Receiver, receiver
+from tests.fixtures.releases import publish_release
 
 Headers = dict[str, str]
 
@@ -185,6 +186,26 @@ def test_webhooks_deliver_what_their_owner_may_read(
         time.sleep(1.0)
         assert len(site_sink.received()) == 1
         assert reader_sink.received() == []  # readers get release events only
+
+
+def test_a_site_bound_readers_webhook_delivers_the_releases_of_its_sites_only(
+    hooks: TestClient, admin_key: Headers, trust: None, make_key: MakeKey, sink: Receiver
+) -> None:
+    reader = bearer(make_key("reader", sites=["site-1"]))
+    subscribe(hooks, reader, sink.url, ["*"])
+    for site in ("site-1", "site-2"):
+        body = {**submission(), "site": site}
+        hooks.post("/v1/surveys/trust/responses", json=body, headers=admin_key)
+    publish_release(hooks, admin_key, "everywhere")
+    publish_release(hooks, admin_key, "site-2-only", site=["site-2"])
+    publish_release(hooks, admin_key, "site-1-only", site=["site-1"])
+    (request,) = sink.wait_for(1)
+    assert orjson.loads(request.body)["data"] == {
+        "id": "site-1-only",
+        "title": "Release site-1-only",
+    }
+    time.sleep(1.0)
+    assert len(sink.received()) == 1
 
 
 def test_owners_see_their_own_webhooks_and_admins_all(
