@@ -33,6 +33,7 @@ from api.audit_trail import AuditTrail
 from api.limits import RateLimits
 from api.middleware import RequestContext
 from api.security import SecurityHeaders
+from api.web import install as install_web
 from service.database import Database
 from service.events.delivery import Dispatcher
 from service.events.wakeup import Wakeup
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     for module in routers:
         app.include_router(module.router)
+    install_web(app)  # the workbench's pages at /app (api/web)
     app.state.path_methods = problems.path_methods(app)
     if settings.cors_origins:
         app.add_middleware(
