@@ -101,7 +101,7 @@ def readable_releases(session: Session, *, principal: Principal) -> list[SurveyR
         .where(col(Release.withdrawn_at).is_(None))
         .order_by(col(Release.survey_id), col(Release.pk))
     ).scalars()
-    titles = dict(session.execute(select(col(Survey.id), col(Survey.title))).tuples().all())
+    titles = {row[0]: row[1] for row in session.execute(select(col(Survey.id), col(Survey.title)))}
     found: dict[str, SurveyReleases] = {}
     for release in rows:
         if visible_to(principal, release):
