@@ -83,6 +83,8 @@ def _svg(table: ReportTable, index: int, lang: str | None) -> Markup:
     spec = charts.chart_spec(table.kind, table.body, title=table.title, lang=lang)
     svg = charts.render(spec, "svg").decode()
     svg = re.sub(r"^<\?xml[^>]*>\s*", "", svg)
+    # The table below each chart holds its figures: screen readers read that, not the marks.
+    svg = svg.replace("<svg ", '<svg aria-hidden="true" ', 1)
     return Markup(_unique_ids(svg, f"t{index}-"))  # noqa: S704  (vl-convert's escaped XML)
 
 
