@@ -1,4 +1,5 @@
-"""web sessions: the workbench's signed-in browsers (a hash of each session token)
+"""web sessions: the workbench's signed-in browsers (a hash of each session token); an
+index of text answers in queue order (the coding queue and its progress at scale)
 
 Revision ID: 0009
 Revises: 0007
@@ -30,9 +31,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('web_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_web_session_key_id'), ['key_id'], unique=False)
+    with op.batch_alter_table('answer', schema=None) as batch_op:
+        batch_op.create_index(
+            'ix_answer_text_queue', ['survey_id', 'question_id', 'response_pk'], unique=False,
+            sqlite_where=sa.text('text IS NOT NULL'), postgresql_where=sa.text('text IS NOT NULL'),
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('answer', schema=None) as batch_op:
+        batch_op.drop_index('ix_answer_text_queue')
     with op.batch_alter_table('web_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_web_session_key_id'))
     op.drop_table('web_session')

@@ -85,13 +85,7 @@ def web_code(
     found: list[Suggestion] = []
     if item is not None:
         request.state.audit_target = item.response_id
-        found = suggestions.suggest_codings(
-            session,
-            principal=principal,
-            survey_id=survey_id,
-            response_id=item.response_id,
-            question_id=question,
-        )
+        found = suggestions.suggest_for_text(principal, codebook=codebook, text=item.text)
     done = workbench.progress(
         session, principal=principal, survey_id=survey_id, question_id=question
     )
