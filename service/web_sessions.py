@@ -39,6 +39,7 @@ def sign_in(session: Session, *, api_key: str) -> tuple[Principal, str]:
     """A new session for a live key (401 otherwise); returns the caller and the session
     token, which only the cookie will hold."""
     principal = authenticate(session, token=api_key.strip() or None)
+    prune(session)  # sessions past their end go when new ones come
     token = secrets.token_urlsafe(32)
     session.add(
         WebSession(
