@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api as playwright_api
 
 from service.database import Database
 from service.demo import load_demo, publish_demo_release
 from service.settings import Settings
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, axe_script, serious_violations
 from tests.server.conftest import Server, StartServer
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 SURVEY = "smhm-professionals"
 QUESTION = "trust_actions"
