@@ -12,7 +12,8 @@ import schemas.keys
 import schemas.releases
 import schemas.responses
 import schemas.stats
-import schemas.surveys  # noqa: F401  (registers the tables on the metadata)
+import schemas.surveys
+import schemas.web_sessions  # noqa: F401  (registers the tables on the metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata

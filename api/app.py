@@ -34,6 +34,7 @@ from api.lean import serve_lean
 from api.limits import RateLimits
 from api.middleware import RequestContext
 from api.security import SecurityHeaders
+from api.web import install as install_web
 from service.database import Database
 from service.events.delivery import Dispatcher
 from service.events.retention import keep_pruning
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.include_router(module.router)
     # The hot path, served lean (api/lean.py) and documented by its declared route.
     serve_lean(app, "submit_response", responses.serve_submit)
+    install_web(app)  # the workbench's pages at /app (api/web)
     app.state.path_methods = problems.path_methods(app)
     if settings.cors_origins:
         app.add_middleware(

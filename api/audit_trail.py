@@ -70,6 +70,15 @@ AUDITED: dict[str, Audited] = {
     "create_key": Audited(Action.key_create),
     "revoke_key": Audited(Action.key_revoke, "name"),
     "list_audit": Audited(Action.audit_read),
+    # The workbench's pages (api/web), for what the API would record of the same acts.
+    "web_sign_in": Audited(Action.session_sign_in),
+    "web_sign_out": Audited(Action.session_sign_out),
+    "web_code": Audited(Action.queue_read, "question"),
+    "web_code_save": Audited(Action.coding_write),
+    "web_review": Audited(Action.discrepancies_read, "question"),
+    "web_consensus": Audited(Action.consensus_write),
+    "web_export": Audited(Action.export_read),
+    "web_publish": Audited(Action.release_publish),
 }
 
 

@@ -9,6 +9,8 @@
   own inline `<script>` and `<style>` blocks run only by their SHA-256 hash. The API
   documentation pages (/docs, /redoc) are FastAPI's, which load Swagger UI and ReDoc from
   a CDN and style themselves at run time: they get the CDN and inline styles, no more.
+  The workbench's pages (/app) load their script, styles and images from hearme itself
+  ('self'), never an inline script, and post their forms only to hearme.
 """
 
 import base64
@@ -19,6 +21,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DOC_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+WEB_PREFIX = "/app"
 CDN = "https://cdn.jsdelivr.net"
 _INLINE = re.compile(rb"<(script|style)(?![^>]*\bsrc=)[^>]*>(.*?)</\1\s*>", re.DOTALL | re.I)
 
@@ -32,7 +35,7 @@ def _hashes(html: bytes, tag: bytes) -> list[str]:
     return found
 
 
-def content_security_policy(html: bytes, *, documentation: bool) -> str:
+def content_security_policy(html: bytes, *, documentation: bool, web: bool = False) -> str:
     scripts = " ".join(_hashes(html, b"script")) or "'none'"
     styles = " ".join(_hashes(html, b"style")) or "'none'"
     directives = {
@@ -44,6 +47,14 @@ def content_security_policy(html: bytes, *, documentation: bool) -> str:
         "form-action": "'none'",
         "frame-ancestors": "'none'",
     }
+    if web:
+        directives |= {
+            "script-src": "'self'",
+            "style-src": " ".join(["'self'", *_hashes(html, b"style")]),
+            "img-src": "'self' data:",
+            "form-action": "'self'",
+            "connect-src": "'self'",
+        }
     if documentation:
         directives |= {
             "script-src": f"{scripts} {CDN}".replace("'none' ", ""),
@@ -73,7 +84,8 @@ class SecurityHeaders:
             return
         path: str = scope["path"]
         extra = {"x_content_type_options": "nosniff"}
-        if path.startswith("/v1/"):
+        web = path == WEB_PREFIX or path.startswith(WEB_PREFIX + "/")
+        if path.startswith("/v1/") or web:
             extra["cache_control"] = "no-store"
         start: Message | None = None
         body: list[bytes] = []
@@ -95,7 +107,7 @@ class SecurityHeaders:
             if message.get("more_body", False):
                 return
             html = b"".join(body)
-            policy = content_security_policy(html, documentation=path in DOC_PATHS)
+            policy = content_security_policy(html, documentation=path in DOC_PATHS, web=web)
             headers = _with(start["headers"], content_security_policy=policy)
             headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(html)).encode()))

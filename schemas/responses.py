@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -54,6 +55,15 @@ class Answer(SQLModel, table=True):
     __table_args__ = (
         Index("ix_answer_survey_id_question_id_option", "survey_id", "question_id", "option"),
         Index("ix_answer_survey_id_question_id_number", "survey_id", "question_id", "number"),
+        # The coding queue in answer order, and its length, over text answers only.
+        Index(
+            "ix_answer_text_queue",
+            "survey_id",
+            "question_id",
+            "response_pk",
+            sqlite_where=sql_text("text IS NOT NULL"),
+            postgresql_where=sql_text("text IS NOT NULL"),
+        ),
     )
 
     id: int | None = SQLField(

@@ -56,6 +56,8 @@ class Action(StrEnum):
     release_withdraw = "release.withdraw"
     export_read = "export.read"
     project_import = "project.import"
+    session_sign_in = "session.sign_in"  # the workbench's browser sessions (/app)
+    session_sign_out = "session.sign_out"
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ Offsets are Python string indices, that is Unicode code points of the stored ans
 
 import itertools
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import snowballstemmer
 from sqlmodel import Session
 
-from schemas.codebooks import ThemeIn
+from schemas.codebooks import CodebookPublic, ThemeIn
 from schemas.suggestions import Span, Suggestion
 from schemas.texts import resolve
 from service.coding.codebooks import get_codebook
@@ -159,6 +160,34 @@ class Matcher:
         return suggestions
 
 
+_matchers = threading.local()  # a Matcher is not thread-safe: one cache per thread
+MATCHERS_PER_THREAD = 64
+
+
+def matcher_of(codebook: CodebookPublic) -> Matcher:
+    """The codebook's Matcher, stemmed once per version (and thread), not per answer."""
+    cache: dict[tuple[object, ...], Matcher] = getattr(_matchers, "cache", None) or {}
+    _matchers.cache = cache
+    key = (codebook.survey, codebook.question, codebook.version, codebook.updated_at)
+    matcher = cache.get(key)
+    if matcher is None:
+        if len(cache) >= MATCHERS_PER_THREAD:
+            cache.clear()
+        matcher = cache[key] = Matcher(codebook.themes)
+    return matcher
+
+
+def suggest_for_text(
+    principal: Principal, *, codebook: CodebookPublic, text: str
+) -> list[Suggestion]:
+    """The suggestions for an answer already read under the caller's rights (the coding
+    workbench has it from the queue, and the codebook too)."""
+    require(principal, Action.read_suggestions)
+    if not text.strip():
+        return []
+    return matcher_of(codebook).suggest(text)
+
+
 def suggest_codings(
     session: Session, *, principal: Principal, survey_id: str, response_id: str, question_id: str
 ) -> list[Suggestion]:
@@ -169,6 +198,6 @@ def suggest_codings(
         session, principal=principal, survey_id=survey_id, question_id=question_id
     )
     answer = response.answers.get(question_id)
-    if not isinstance(answer, str) or not answer.strip():
+    if not isinstance(answer, str):
         return []
-    return Matcher(codebook.themes).suggest(answer)
+    return suggest_for_text(principal, codebook=codebook, text=answer)

@@ -83,6 +83,8 @@ def _svg(table: ReportTable, index: int, lang: str | None) -> Markup:
     spec = charts.chart_spec(table.kind, table.body, title=table.title, lang=lang)
     svg = charts.render(spec, "svg").decode()
     svg = re.sub(r"^<\?xml[^>]*>\s*", "", svg)
+    # The table below each chart holds its figures: screen readers read that, not the marks.
+    svg = svg.replace("<svg ", '<svg aria-hidden="true" ', 1)
     return Markup(_unique_ids(svg, f"t{index}-"))  # noqa: S704  (vl-convert's escaped XML)
 
 
@@ -172,6 +174,22 @@ def _figures(table: ReportTable) -> list[str]:
     return out
 
 
+def table_text(table: ReportTable, lang: str | None = None) -> dict[str, Any]:
+    """One table as text for a page of its own (the workbench's dashboard): its header and
+    lines (suppressed cells so marked), its n and its derived figures, as the report has
+    them."""
+    header, lines = _lines(table, lang)
+    if len(_groups(table.body, lang)) == 1:  # one group: its column says nothing
+        header, lines = header[1:], [line[1:] for line in lines]
+    return {
+        "table": table,
+        "header": header,
+        "lines": lines,
+        "n": _n(table),
+        "figures": _figures(table),
+    }
+
+
 def render_report(
     *,
     title: str,
@@ -183,18 +201,11 @@ def render_report(
     """The page: a pure function of its tables, for live statistics and releases alike."""
     sections = []
     for index, table in enumerate(tables_):
-        header, lines = _lines(table, lang)
-        if len(_groups(table.body, lang)) == 1:  # one group: its column says nothing
-            header, lines = header[1:], [line[1:] for line in lines]
         sections.append(
             {
-                "table": table,
+                **table_text(table, lang),
                 "anchor": f"{index + 1}-{table.question}",
                 "chart": _svg(table, index, lang),
-                "header": header,
-                "lines": lines,
-                "n": _n(table),
-                "figures": _figures(table),
                 "computed_at": _when(table.computed_at),
             }
         )

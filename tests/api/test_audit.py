@@ -232,7 +232,7 @@ def _operations(app: FastAPI) -> dict[str, tuple[str, set[str]]]:
     return {
         str(r.name): (str(r.path), set(r.methods or ()))
         for r in iter_route_contexts(app.routes)
-        if str(r.path).startswith("/v1/")
+        if str(r.path).startswith(("/v1/", "/app/"))
     }
 
 

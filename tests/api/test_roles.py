@@ -44,11 +44,14 @@ Endpoint = tuple[str, str]  # (method, path template)
 
 
 def app_endpoints(app: FastAPI) -> set[Endpoint]:
-    """Every (method, path template) the app serves, HEAD aside."""
+    """Every (method, path template) the app serves, HEAD aside, the workbench's pages
+    (/app, session cookies instead of keys: tests/api/test_web.py) aside."""
     endpoints: set[Endpoint] = set()
     for route in iter_route_contexts(app.routes):
         path = route.path
         assert path is not None
+        if path == "/app" or path.startswith("/app/"):
+            continue
         for method in route.methods or ():
             if method != "HEAD":
                 endpoints.add((method, path))
