@@ -17,6 +17,7 @@ from api.web.session import Csrf, Form, WebPrincipal, one, page, redirect
 from schemas.base import SLUG_PATTERN
 from schemas.exports import ExportFormat
 from schemas.releases import ReleaseIn
+from schemas.texts import resolve as localised
 from service import workbench
 from service.errors import FieldProblem, Invalid
 from service.exports import charts
@@ -154,7 +155,8 @@ def web_chart(
 ) -> Response:
     """One table's chart as SVG, for the dashboard's <img> (the page loads no script)."""
     params = list(request.query_params.multi_items())
-    title = compiled.questions[question].text if question in compiled.questions else question
+    known = question in compiled.questions
+    title = localised(compiled.questions[question].text) if known else question
     if len(compare) == 2:
         query = stats_query(compiled, principal, [*params, *(("wave", w) for w in compare)])
         body: Any = tables.compare(session, compiled, question_id=question, query=query)
@@ -179,13 +181,13 @@ def web_export(
     wave: Many,
 ) -> Response:
     """The export file of §10 (`/v1/.../export`), for the session's key."""
-    return exports.export_responses(request, compiled, principal, session, site, wave, format)
+    return exports.export_responses(request, compiled, principal, session, site, wave, None, format)
 
 
 @router.get("/download/dictionary.csv")
 def web_dictionary(session: SessionDep, principal: WebPrincipal, compiled: Compiled) -> Any:
     """The export's data dictionary as CSV."""
-    return exports.export_dictionary(compiled, principal, session, "csv")
+    return exports.export_dictionary(compiled, principal, session, None, "csv")
 
 
 @router.get("/download/report.html")

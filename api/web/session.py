@@ -20,9 +20,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.deps import SessionDep, _authenticated
 from api.limits import RateLimits
+from schemas.texts import resolve
 from service import web_sessions
 from service.errors import Forbidden, Unauthenticated
-from service.exports.columns import text
 from service.keys import Principal
 from service.permissions import Action, allowed
 from service.stats.query import levels
@@ -37,7 +37,7 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-templates.filters["label"] = text  # the one label resolution (languages to come)
+templates.filters["label"] = resolve  # the one label resolution (schemas/texts.py)
 templates.globals["levels"] = levels
 
 
