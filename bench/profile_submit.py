@@ -4,7 +4,7 @@ stack was doing.
 
     .venv/bin/python bench/profile_submit.py [--engine sqlite] [--seconds 15]
 
-py-spy (`pip install py-spy`) records every thread of the worker at 200 Hz in its raw
+py-spy (in the dev extras) records every thread of the worker at 200 Hz in its raw
 format: one line per distinct stack with its count. Each stack
 is put in a group: the writer thread's by what it was in (`WRITER_GROUPS`), any other by
 its innermost frame that `OTHER_GROUPS` recognises (so the access log's JSON encoding
