@@ -105,8 +105,12 @@ def valid_answer(draw: st.DrawFn, question: Question) -> Any:
             return draw(st.booleans())
         case TextQuestion():
             # Outer whitespace is Unicode's White_Space (pydantic-core's trim), which
-            # Python's str.strip() exceeds only by U+001C-U+001F: those are left out here.
-            text = st.text(st.characters(exclude_characters="\x00\x1c\x1d\x1e\x1f"), min_size=1)
+            # Python's str.strip() exceeds only by U+001C-U+001F: those are left out here,
+            # and so are lone surrogates (Cs), which are no text and are rightly refused.
+            chars = st.characters(
+                exclude_categories=["Cs"], exclude_characters="\x00\x1c\x1d\x1e\x1f"
+            )
+            text = st.text(chars, min_size=1)
             return draw(text.filter(lambda t: 0 < len(t.strip()) <= question.max_length))
     raise AssertionError(question)
 
