@@ -917,6 +917,18 @@ def database(engine: str, args: argparse.Namespace) -> Iterator[str]:
             yield f"sqlite:///{Path(tmp) / 'stats.db'}"
 
 
+def _logical_cells() -> Any:
+    """The cells as the statistics read them: one per key, its shards summed (how many rows
+    hold a cell depends on how the writes were batched, not on what they counted)."""
+    keys = [c for c in StatCell.__table__.c if c.name not in ("shard", "n")]  # type: ignore[attr-defined]
+    return (
+        select(*keys)
+        .group_by(*keys)
+        .having(func.sum(StatCell.__table__.c.n) != 0)  # type: ignore[attr-defined]
+        .subquery()
+    )
+
+
 def file_size_mb(url: str, db: Database) -> float:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -974,7 +986,7 @@ def run_size(
         with db.session(write=False) as session:
             counts = [
                 int(session.execute(select(func.count()).select_from(model)).scalar_one())
-                for model in (StatCell, Answer, EffectiveCategory)
+                for model in (_logical_cells(), Answer, EffectiveCategory)
             ]
         cell_rows, answer_count, effective_count = counts
         setup = Setup(
