@@ -72,7 +72,7 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 @contextmanager
-def _rate_limited(request: Request) -> Iterator[None]:
+def rate_limited(request: Request) -> Iterator[None]:
     """Authentication within the rate limits (api/limits.py): an address over its failed
     authentications is refused first, and a failure inside counts against it."""
     limits: RateLimits = request.app.state.rate_limits
@@ -95,7 +95,7 @@ def _authenticated(request: Request, principal: Principal) -> Principal:
 
 
 def _authenticate(request: Request, session: Session, credentials: Credentials) -> Principal:
-    with _rate_limited(request):
+    with rate_limited(request):
         principal = authenticate(session, token=credentials.credentials if credentials else None)
     return _authenticated(request, principal)
 
@@ -171,7 +171,7 @@ async def get_submitter(request: Request, credentials: Credentials, survey: Surv
     batch that stores the submission reads the survey's version again). Otherwise in a
     short read transaction of its own."""
     token = credentials.credentials if credentials else None
-    with _rate_limited(request):
+    with rate_limited(request):
         submitter = await _find_submitter(request, token, survey)
     _authenticated(request, submitter.principal)
     return submitter

@@ -6,14 +6,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import SessionDep, _authenticated
+from api.deps import SessionDep, _authenticated, rate_limited
 from api.web.session import (
     COOKIE,
     SIGN_IN_COOKIE,
     Csrf,
     Form,
     WebPrincipal,
-    counted_failures,
     one,
     page,
     redirect,
@@ -68,7 +67,7 @@ def web_sign_in(request: Request, session: SessionDep, fields: Form) -> Response
     if not nonce or not web_sessions.csrf_matches(nonce, one(fields, "csrf") or None):
         raise Forbidden("the sign-in form's CSRF token is missing or wrong: reload the page")
     try:
-        with counted_failures(request):
+        with rate_limited(request):
             principal, token = web_sessions.sign_in(session, api_key=one(fields, "key"))
     except Unauthenticated as exc:
         return _sign_in_page(request, error=f"Not signed in: {exc.detail}.", status=401)

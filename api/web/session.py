@@ -8,8 +8,6 @@ cookie (double submit). Authentication failures count against the address exactl
 for the API (`api.limits`), and the session's key against its request limit.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -18,8 +16,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.deps import SessionDep, _authenticated
-from api.limits import RateLimits
+from api.deps import SessionDep, _authenticated, rate_limited
 from schemas.texts import resolve
 from service import web_sessions
 from service.errors import Forbidden, Unauthenticated
@@ -66,24 +63,11 @@ def set_cookie(request: Request, response: Response, name: str, value: str, age:
     )
 
 
-@contextmanager
-def counted_failures(request: Request) -> Iterator[None]:
-    """Authentication within the failed-authentication limit of the address (429 over it)."""
-    limits: RateLimits = request.app.state.rate_limits
-    address = request.client.host if request.client else "unknown"
-    limits.check_address(address)
-    try:
-        yield
-    except Unauthenticated:
-        limits.authentication_failed(address)
-        raise
-
-
 def web_principal(request: Request, session: SessionDep) -> Principal:
     """The caller of a page, from its session cookie; else to the sign-in form."""
     token = request.cookies.get(COOKIE)
     try:
-        with counted_failures(request):
+        with rate_limited(request):
             principal = web_sessions.principal_of(session, token=token)
     except Unauthenticated as exc:
         raise SignInRequired from exc
