@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
+from sqlmodel import Session
 
 from api.deps import CompiledSurveyDep, PrincipalDep, SessionDep, get_settings, require_json
 from api.languages import LabelsLang
@@ -12,6 +13,8 @@ from api.pagination import DEFAULT, Cursor, Limit
 from api.problems import problem_responses
 from schemas.base import SLUG_PATTERN, Page
 from schemas.releases import (
+    AuditSummary,
+    Release,
     ReleaseFormat,
     ReleaseIn,
     ReleasePublic,
@@ -20,8 +23,10 @@ from schemas.releases import (
 )
 from schemas.texts import resolve
 from service.exports import charts, reports
+from service.keys import Principal
 from service.releases import publication, render
 from service.stats import export
+from service.validation import CompiledSurvey
 
 router = APIRouter(
     prefix="/v1/surveys/{survey}/releases",
@@ -62,6 +67,29 @@ def _csv(records: Iterator[dict[str, Any]], name: str) -> StreamingResponse:
     )
 
 
+def publish(
+    request: Request,
+    session: Session,
+    compiled: CompiledSurvey,
+    *,
+    principal: Principal,
+    data: ReleaseIn,
+) -> tuple[Release, AuditSummary]:
+    """Publish `data` under this server's settings (its default threshold and audit time
+    budget), naming the release in the audit trail: the one way the API and the
+    workbench's "publish as a release" both take, so the two cannot drift apart."""
+    request.state.audit_target = data.id
+    settings = get_settings(request)
+    return publication.publish(
+        session,
+        compiled,
+        principal=principal,
+        data=data,
+        default_min_cell=settings.min_cell,
+        audit_seconds=settings.release_audit_seconds,
+    )
+
+
 @router.post(
     "",
     status_code=201,
@@ -76,16 +104,7 @@ def publish_release(
     data: ReleaseIn,
 ) -> ReleasePublic:
     """Publish a release: compute its tables now, suppress jointly, freeze (evaluator, admin)."""
-    request.state.audit_target = data.id
-    settings = get_settings(request)
-    release, audit = publication.publish(
-        session,
-        compiled,
-        principal=principal,
-        data=data,
-        default_min_cell=settings.min_cell,
-        audit_seconds=settings.release_audit_seconds,
-    )
+    release, audit = publish(request, session, compiled, principal=principal, data=data)
     body = render.release_body(release)
     body.audit = audit
     return body

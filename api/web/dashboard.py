@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from api import exports, reports
-from api.deps import SessionDep, get_settings
+from api import exports, releases, reports
+from api.deps import SessionDep
 from api.stats import FILTER_PREFIX
 from api.web.session import Csrf, Form, WebPrincipal, one, page, redirect
 from schemas.base import SLUG_PATTERN
@@ -23,7 +23,6 @@ from service.errors import FieldProblem, Invalid
 from service.exports import charts
 from service.exports import reports as report_tables
 from service.keys import Principal
-from service.releases import publication
 from service.stats import cells, tables
 from service.stats.query import StatsQuery, resolve
 from service.surveys import load_compiled
@@ -248,14 +247,5 @@ def web_publish(
 ) -> Response:
     """Publish the tables on screen as a release (§7.6), then show it."""
     data = release_of(compiled, fields)
-    request.state.audit_target = data.id
-    settings = get_settings(request)
-    release, _ = publication.publish(
-        session,
-        compiled,
-        principal=principal,
-        data=data,
-        default_min_cell=settings.min_cell,
-        audit_seconds=settings.release_audit_seconds,
-    )
+    release, _ = releases.publish(request, session, compiled, principal=principal, data=data)
     return redirect(f"/app/surveys/{compiled.definition.id}/releases/{release.id}")
