@@ -13,12 +13,17 @@ from typing import Any
 
 import pytest
 from playwright import sync_api as playwright_api
+from playwright.sync_api import expect
 
 from service.database import Database
 from service.demo import load_demo, publish_demo_release
 from service.settings import Settings
 from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, axe_script, serious_violations
 from tests.server.conftest import Server, StartServer
+
+# Assertions on the page retry (Playwright's `expect`) for up to 20 s, so a loaded machine
+# that renders late does not fail the test, and a page that never shows the state does.
+expect.set_options(timeout=20_000)
 
 SURVEY = "smhm-professionals"
 QUESTION = "trust_actions"
@@ -83,12 +88,12 @@ def code_ten(page: Any, base: str, keys: list[str]) -> None:
     """Ten answers, each: its category's key, then Enter (save and next)."""
     page.goto(f"{base}/app/surveys/{SURVEY}/code/{QUESTION}")
     for done, key in enumerate(keys):
-        assert f"{done} of " in page.locator("#progress").inner_text()
+        expect(page.locator("#progress")).to_contain_text(f"{done} of ")
         page.keyboard.press(key)
-        assert page.locator(f'input[data-key="{key}"]').is_checked()
+        expect(page.locator(f'input[data-key="{key}"]')).to_be_checked()
         with page.expect_navigation():
             page.keyboard.press("Enter")
-    assert f"{len(keys)} of " in page.locator("#progress").inner_text()
+    expect(page.locator("#progress")).to_contain_text(f"{len(keys)} of ")
 
 
 def theme_table(page: Any, base: str) -> str:
@@ -133,16 +138,17 @@ def test_the_workbench_end_to_end(demo_server: Server, browser: Any, tmp_path: P
     screens.check(evaluator, "dashboard")
 
     evaluator.goto(f"{base}/app/surveys/{SURVEY}/review/{QUESTION}?coders=coder-1,coder-2")
-    overall = evaluator.locator("#overall").inner_text()
-    assert "Over 10 answers both coded: 50.0% identical sets" in overall, overall
-    assert evaluator.locator("article.discrepancy").count() == 5
+    expect(evaluator.locator("#overall")).to_contain_text(
+        "Over 10 answers both coded: 50.0% identical sets"
+    )
+    expect(evaluator.locator("article.discrepancy")).to_have_count(5)
     screens.check(evaluator, "agreement")
     first = evaluator.locator("article.discrepancy").first
-    assert first.locator(".badge").count() == 0
+    expect(first.locator(".badge")).to_have_count(0)
     first.get_by_role("button", name="Agree with coder-1").focus()
     with evaluator.expect_navigation():
         evaluator.keyboard.press("Enter")
-    assert evaluator.locator("article.discrepancy").first.locator(".badge").inner_text() == (
+    expect(evaluator.locator("article.discrepancy").first.locator(".badge")).to_have_text(
         "resolved"
     )
     resolved = theme_table(evaluator, base)
@@ -158,10 +164,9 @@ def test_the_workbench_end_to_end(demo_server: Server, browser: Any, tmp_path: P
 
     reader_context = browser.new_context(viewport={"width": 1280, "height": 900})
     reader = sign_in(reader_context, base, keys["rita"])
-    assert reader.get_by_role("link", name="Published from the workbench").count() == 1
+    expect(reader.get_by_role("link", name="Published from the workbench")).to_have_count(1)
     reader.get_by_role("link", name="Published from the workbench").click()
-    reader.wait_for_load_state()
-    assert "Published from the workbench" in reader.locator("h1").inner_text()
+    expect(reader.locator("h1")).to_contain_text("Published from the workbench")
     screens.check(reader, "release")
     dashboard = reader.goto(f"{base}/app/surveys/{SURVEY}/dashboard")
     assert dashboard is not None
