@@ -51,7 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, exists, select, tuple_, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 from standardwebhooks.webhooks import Webhook as Signer
@@ -407,16 +407,21 @@ def next_delay(schedule: list[int], step: int) -> float | None:
 
 
 def _delivered(session: Session, results: list[Result], now: datetime) -> None:
-    """The delivered attempts, in one UPDATE per status code (usually one)."""
+    """The delivered attempts, in one UPDATE per status code and attempt number (usually
+    one: 200 at the first attempt). Selected by `pk IN (...)` and the attempt number
+    rather than by `(pk, attempts) IN (...)`: SQLite answers a row-value IN list with a
+    scan of the whole table (every delivery ever made, under the write lock), where a
+    primary-key IN list is a search."""
     d = _DELIVERIES.c
-    by_code: dict[int | None, list[tuple[int, int]]] = {}
+    by_code: dict[tuple[int | None, int], list[int]] = {}
     for r in results:
-        by_code.setdefault(r.status_code, []).append((r.pk, r.attempt))
-    for code, attempts in by_code.items():
+        by_code.setdefault((r.status_code, r.attempt), []).append(r.pk)
+    for (code, attempt), pks in by_code.items():
         session.execute(
             update(_DELIVERIES)
             .where(
-                tuple_(d.pk, d.attempts).in_(attempts),
+                d.pk.in_(pks),
+                d.attempts == attempt,
                 d.status == DeliveryStatus.pending.value,
             )
             .values(
