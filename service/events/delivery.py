@@ -1,6 +1,8 @@
-"""Webhook delivery, run by every `hearme serve` process (contract §9).
+"""Webhook delivery (contract §9), run by the delivery process of each `hearme serve`
+(`api.deliverer`: beside the workers, not in them), by `hearme deliver`, or by an app
+built with `HEARME_WEBHOOK_DISPATCH=true` (the tests').
 
-Each process runs one `Dispatcher` task in its event loop. A turn of it:
+Each of them runs one `Dispatcher` task in its event loop. A turn of it:
 
 1. **Fan-out.** For each webhook whose owner key is not revoked and whose cursor is
    behind the feed, the events past its cursor that its owner may read
@@ -27,10 +29,13 @@ Each process runs one `Dispatcher` task in its event loop. A turn of it:
    not followed, the response read only up to a bound), the whole attempt bounded by
    `HEARME_WEBHOOK_TIMEOUT`. At most `MAX_IN_FLIGHT` attempts run per process and
    `PER_WEBHOOK` per webhook, so a slow or dead receiver holds a few slots, never the
-   others' and never a submission's (sends hold no database connection).
+   others' and never a submission's (sends hold no database connection). Claimed
+   attempts beyond those wait in memory, as many as the receiver's recent speed sends
+   well within the lease (`MAX_AHEAD`), so one turn can claim thousands for a fast one.
 4. **Record.** Results are written with the next turn's fan-out and claim (one write
-   transaction per turn, turns at least `BATCH_DELAY` apart while busy, and `COALESCE`
-   after a wake from idle; the delivered ones in one statement): `delivered`; or, after
+   transaction per turn, turns at least `BATCH_DELAY` apart while busy, on SQLite
+   `SQLITE_BATCH_DELAY`, and `COALESCE` after a wake from idle; the delivered ones in
+   one statement per status code and attempt number): `delivered`; or, after
    a failure, the next delay of the retry schedule (jittered by up to 10% either way);
    or `failed` once the schedule is spent. A result only lands if the row is still at the
    attempt it reports (a lapsed lease's late answer changes nothing).
@@ -82,12 +87,16 @@ MAX_AHEAD = 2000
 AHEAD_BUDGET = 2.0
 FAN_OUT_BATCH = 1000
 LEASE_MARGIN = 5.0
+DRAIN = 1.0
 IDLE_POLL = 5.0
 # Turns are coalesced: at least BATCH_DELAY apart while there is work, and a dispatcher
 # woken from idle by a commit waits COALESCE first, so that one turn (one write
 # transaction, one fan-out query per webhook) carries the events of many commits rather
-# than one per group-commit batch.
+# than one per group-commit batch. On SQLite every turn takes the one write lock that the
+# submissions also need (and a writer that finds it taken sleeps in SQLite's busy handler
+# for 1, 2, 5, 10 ms... until it is free): turns there come less often, each carrying more.
 BATCH_DELAY = 0.1
+SQLITE_BATCH_DELAY = 0.25
 COALESCE = 0.05
 
 
@@ -515,6 +524,7 @@ class Dispatcher:
         self._signers: dict[str, Signer] = {}
         self._was_busy = False
         self._client: http.Client | None = None
+        self._batch_delay = BATCH_DELAY if database.dialect == "postgresql" else SQLITE_BATCH_DELAY
 
     async def run(self) -> None:
         self._kick = asyncio.Event()
@@ -532,11 +542,25 @@ class Dispatcher:
                 if not busy:
                     await self._idle(seen)
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._drain()
             self._client.close()
+
+    async def _drain(self) -> None:
+        """On the way out: the attempts in flight get `DRAIN` seconds to finish, and the
+        results in hand are recorded, so that a clean stop does not leave delivered
+        events to be sent again once their leases run out (a crash does: at least once)."""
+        self._queues.clear()
+        with contextlib.suppress(Exception):
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=DRAIN)
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._results:
+            results, self._results = self._results, []
+            with contextlib.suppress(Exception):
+                await self.database.run(record, write=True, results=results, schedule=self.schedule)
 
     async def _idle(self, seen: int) -> None:
         assert self._kick is not None
@@ -583,7 +607,7 @@ class Dispatcher:
             self._queue(attempt, started)
         self._was_busy = bool(results or claimed)
         if self._was_busy:
-            await asyncio.sleep(BATCH_DELAY)
+            await asyncio.sleep(self._batch_delay)
         return self._was_busy
 
     def _server_key(self) -> bytes:
