@@ -20,6 +20,7 @@ from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 from tests.fixtures.receiver import Receiver, receiver
 from tests.fixtures.releases import publish_release
+from tests.fixtures.waiting import until
 
 Headers = dict[str, str]
 
@@ -71,16 +72,6 @@ def deliveries(client: TestClient, headers: Headers, hook: str, **params: Any) -
     assert listed.status_code == 200, listed.text
     items: list[Any] = listed.json()["items"]
     return items
-
-
-def until(check: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_delivery_is_signed_per_standard_webhooks_and_listed(

@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from tests.conftest import submission, survey_definition
 from tests.fixtures.receiver import receiver
+from tests.fixtures.waiting import until
 from tests.server.conftest import Server, StartServer, launch
 
 ENV = {
@@ -133,26 +134,18 @@ def _delivery_processes(server: Server) -> list[int]:
     return found
 
 
-def _until(check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s")
-
-
 def test_the_delivery_process_is_restarted_after_a_crash_and_ends_with_the_server(
     fresh_database: Any, start_server: StartServer
 ) -> None:
     with receiver() as sink:
         server = start_server(fresh_database("sqlite"), workers=1, env=ENV)
         admin, _ = _prepare(server, sink.url)
-        first = _until(lambda: _delivery_processes(server))
+        first = until(lambda: _delivery_processes(server), timeout=60)
         assert len(first) == 1  # one delivery process beside the workers
         os.kill(first[0], signal.SIGKILL)
-        second = _until(lambda: [p for p in _delivery_processes(server) if p not in first])
+        second = until(
+            lambda: [p for p in _delivery_processes(server) if p not in first], timeout=60
+        )
         assert len(second) == 1
         ids = _submit(server, admin, 8)
         sink.wait_for(len(ids), timeout=60)  # the restarted process delivers
@@ -170,4 +163,4 @@ def test_the_delivery_process_is_restarted_after_a_crash_and_ends_with_the_serve
                 return True
             return Path(f"/proc/{second[0]}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
-        _until(gone, timeout=30)
+        until(gone, timeout=30)
