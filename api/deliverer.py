@@ -20,13 +20,16 @@ second core was partly idle. In a process of its own it runs on that core.
   leases and are claimed again after the restart (delivery is at least once).
 - It follows the commits of the workers through `Wakeup(watch=True)`: PostgreSQL's
   NOTIFY, or on SQLite `PRAGMA data_version` polled every 20 ms.
-- On SQLite its own connections commit with `synchronous=NORMAL`: every delivery
-  transaction takes the database's one write lock, which the workers' submissions also
-  need, and an fsync under that lock would hold them up for nothing. What NORMAL risks is
-  the last delivery transactions on a power failure (not on a crash of the process),
-  which then happen again: a fan-out queued again or an attempt sent again, which
-  at-least-once delivery allows (receivers dedupe by `webhook-id`). Submissions keep
-  `synchronous=FULL`, and a later FULL commit makes every earlier WAL frame durable too.
+- Its own transactions commit without waiting for the disk: on SQLite with
+  `synchronous=NORMAL` (every delivery transaction takes the database's one write lock,
+  which the workers' submissions also need, and an fsync under that lock would hold them
+  up for nothing), on PostgreSQL with `synchronous_commit=off` (its WAL flushes would
+  queue with the submissions'). What that risks is the last delivery transactions on a
+  power failure or a crash of the database server (not of this process), which then
+  happen again: a fan-out queued again or an attempt sent again, which at-least-once
+  delivery allows (receivers dedupe by `webhook-id`). Submissions keep their fsync
+  (SQLite's FULL, PostgreSQL's `synchronous_commit=on`), and a later durable commit makes
+  every earlier one durable too (one WAL, in order).
 """
 
 import asyncio
@@ -37,6 +40,9 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Any
+
+from sqlalchemy import event
 
 from service.database import Database
 from service.events.delivery import Dispatcher
@@ -50,15 +56,24 @@ RESTART_DELAY = 1.0
 STOP_TIMEOUT = 10.0
 
 
-def delivery_settings(settings: Settings) -> Settings:
-    """The delivery process's settings: SQLite commits without fsync (see above)."""
-    return settings.model_copy(update={"sqlite_synchronous": "NORMAL"})
+def delivery_database(settings: Settings) -> Database:
+    """The delivery process's database: commits that do not wait for the disk (above)."""
+    database = Database(settings.model_copy(update={"sqlite_synchronous": "NORMAL"}))
+    if database.dialect == "postgresql":
+
+        def asynchronous_commit(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit = off")
+            dbapi_connection.commit()
+
+        event.listen(database.engine, "connect", asynchronous_commit)
+    return database
 
 
 async def deliver(settings: Settings, *, supervised: bool) -> None:
     """Deliver webhooks until SIGTERM or SIGINT (or, supervised, the parent's end)."""
     parent = os.getppid()
-    database = Database(delivery_settings(settings))
+    database = delivery_database(settings)
     wakeup = Wakeup(settings.database_url, watch=True)
     wakeup.start()
     stop = asyncio.Event()
