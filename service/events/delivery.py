@@ -62,8 +62,9 @@ from sqlmodel import Session, col
 from standardwebhooks.webhooks import Webhook as Signer
 
 from schemas.base import utcnow
-from schemas.events import DeliveryStatus, Event, Webhook, WebhookDelivery
+from schemas.events import DeliveryStatus, Event, EventType, Webhook, WebhookDelivery
 from schemas.keys import ApiKey, Role
+from schemas.responses import Response
 from service.database import Database
 from service.events import feed, http, secrets, ssrf
 from service.events.wakeup import Wakeup
@@ -110,6 +111,7 @@ class Claimed:
     secret: str
     event_id: str
     body: bytes
+    response_id: str | None = None  # a `response.created` event's response (see `withdrawn`)
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,9 @@ def _fan_out(session: Session, *, claim: ClaimRoom | None) -> list[Claimed | Non
                     continue  # queued before (a unique key on webhook and event)
                 if n < taken:
                     queued.append(
-                        Claimed(pk, 1, 0, webhook.pk, webhook.url, secret, r.id, _body(r))
+                        Claimed(
+                            pk, 1, 0, webhook.pk, webhook.url, secret, r.id, _body(r), _subject(r)
+                        )
                     )
                 else:
                     queued.append(None)
@@ -298,6 +302,47 @@ def _body(event: Any) -> bytes:
         },
         option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC,
     )
+
+
+def _subject(event: Any) -> str | None:
+    """The response a `response.created` body carries answers of (None once erased)."""
+    if event.type != EventType.response_created.value or not isinstance(event.data, dict):
+        return None
+    if event.data.get("erased"):
+        return None
+    found = event.data.get("id")
+    return found if isinstance(found, str) else None
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """What this process holds in memory that may no longer be sent: webhooks deleted or
+    whose owner key was revoked, and responses erased since their bodies were read."""
+
+    webhooks: set[int] = field(default_factory=set)
+    responses: set[str] = field(default_factory=set)
+
+
+def withdrawn(session: Session, *, webhooks: set[int], responses: set[str]) -> Withdrawn:
+    """Which of the held attempts' webhooks and responses are gone, as of this
+    transaction. Claimed attempts wait in memory for up to `LEASE_MARGIN` seconds; every
+    turn checks them here, so an erasure, a revocation or a deletion stops them within one
+    turn instead of letting answers erased meanwhile go out (contract §9: after an erasure
+    no pending delivery holds the erased answers)."""
+    found = Withdrawn()
+    if webhooks:
+        active = session.execute(
+            select(col(Webhook.pk))
+            .join(ApiKey, col(ApiKey.id) == col(Webhook.owner_key_id))
+            .where(col(Webhook.pk).in_(webhooks), col(ApiKey.revoked_at).is_(None))
+        ).scalars()
+        found.webhooks.update(webhooks - set(active))
+    ids = list(responses)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        kept = session.execute(select(col(Response.id)).where(col(Response.id).in_(chunk)))
+        found.responses.update(set(chunk) - set(kept.scalars()))
+    return found
 
 
 def claim(
@@ -383,6 +428,7 @@ def claim(
                     secrets.webhook_secret(key, row.secret_nonce),
                     row.event_id,
                     _body(event),
+                    _subject(event),
                 )
             )
     session.execute(_CLAIM, updates)
@@ -485,11 +531,14 @@ def step(
     busy: dict[int, int],
     lease: float,
     caps: dict[int, int] | None = None,
-) -> list[Claimed]:
-    """A dispatcher's write work in one transaction: record the finished attempts, fan
-    out new events, claim due attempts."""
+    held: tuple[set[int], set[str]] = (set(), set()),
+) -> tuple[list[Claimed], Withdrawn]:
+    """A dispatcher's write work in one transaction: record the finished attempts, check
+    the attempts it holds in memory (`held`: their webhooks and responses; `withdrawn`),
+    fan out new events, claim due attempts."""
     caps = caps or {}
     record(session, results, schedule=schedule)
+    gone = withdrawn(session, webhooks=held[0], responses=held[1])
     room = ClaimRoom(key, limit, busy, lease, caps) if limit > 0 else None
     queued = _fan_out(session, claim=room)
     claimed = [c for c in queued if c is not None]
@@ -498,7 +547,7 @@ def step(
     limit -= len(claimed)
     if limit > 0:
         claimed += claim(session, key=key, limit=limit, busy=busy, lease=lease, caps=caps)
-    return claimed
+    return claimed, gone
 
 
 class Dispatcher:
@@ -592,7 +641,7 @@ class Dispatcher:
                 return False
         started = time.monotonic()
         free = MAX_HELD - sum(self._held.values())
-        claimed = await self.database.run(
+        claimed, gone = await self.database.run(
             step,
             write=True,
             results=results,
@@ -602,13 +651,42 @@ class Dispatcher:
             busy=dict(self._held),
             lease=self.timeout + LEASE_MARGIN,
             caps={pk: self._cap(pk) for pk in self._seconds},
+            held=self._holding(),
         )
+        self._withdraw(gone)
         for attempt in claimed:
             self._queue(attempt, started)
         self._was_busy = bool(results or claimed)
         if self._was_busy:
             await asyncio.sleep(self._batch_delay)
         return self._was_busy
+
+    def _holding(self) -> tuple[set[int], set[str]]:
+        """The webhooks and responses of the attempts queued in memory (not yet sent)."""
+        webhooks: set[int] = set()
+        responses: set[str] = set()
+        for pk, queue in self._queues.items():
+            webhooks.add(pk)
+            responses.update(a.response_id for _, a in queue if a.response_id is not None)
+        return webhooks, responses
+
+    def _withdraw(self, gone: Withdrawn) -> None:
+        """Drop the queued attempts `gone` names, unsent. Their rows stay claimed until
+        the lease runs out; a later claim then finds the webhook gone or revoked (no
+        attempt) or the event scrubbed (its body without the answers)."""
+        for pk in list(self._queues):
+            queue = self._queues[pk]
+            keep = deque(
+                (at, a)
+                for at, a in queue
+                if pk not in gone.webhooks and a.response_id not in gone.responses
+            )
+            for _ in range(len(queue) - len(keep)):
+                self._release(pk)
+            if keep:
+                self._queues[pk] = keep
+            else:
+                del self._queues[pk]
 
     def _server_key(self) -> bytes:
         if self._key is None:
