@@ -1,5 +1,6 @@
 """The `hearme` command (contract §3): another front door onto the same service layer."""
 
+import logging.config
 import os
 import shutil
 import sqlite3
@@ -12,6 +13,7 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from api import deliverer
 from api.logs import logging_config
 from schemas.base import utcnow
 from schemas.keys import KeyCreate, Role
@@ -38,6 +40,14 @@ WORKER_HEALTHCHECK_TIMEOUT = 30
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    supervisor = None
+    if settings.webhook_dispatch:
+        # Webhooks are delivered by a process of their own beside the workers
+        # (api/deliverer.py); the workers, which read their settings from the
+        # environment, then dispatch none themselves.
+        supervisor = deliverer.Supervisor(env=dict(os.environ))
+        os.environ["HEARME_WEBHOOK_DISPATCH"] = "false"
+        supervisor.start()
     metrics_dir = None
     if workers > 1 and not settings.prometheus_multiproc_dir:
         # Workers are separate processes: prometheus_client sums them through files, and
@@ -60,6 +70,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
         )
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         if metrics_dir is not None:  # ours, made above: removed once the workers are gone
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -88,6 +100,21 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
     settings = Settings()
     _migrate(settings)
     _serve(settings, host, port, workers)
+
+
+@app.command()
+def deliver(
+    supervised: Annotated[
+        bool, typer.Option(hidden=True, help="Started by `hearme serve`: stop with it.")
+    ] = False,
+) -> None:
+    """Deliver webhooks only, serving no HTTP (what `hearme serve` runs beside its
+    workers; alone, a delivery-only replica)."""
+    settings = Settings()
+    logging.config.dictConfig(logging_config(settings.log_level))
+    if not supervised:
+        _migrate(settings)
+    deliverer.run(settings, supervised=supervised)
 
 
 @db_app.command("upgrade")

@@ -1,6 +1,8 @@
-"""Webhook delivery, run by every `hearme serve` process (contract §9).
+"""Webhook delivery (contract §9), run by the delivery process of each `hearme serve`
+(`api.deliverer`: beside the workers, not in them), by `hearme deliver`, or by an app
+built with `HEARME_WEBHOOK_DISPATCH=true` (the tests').
 
-Each process runs one `Dispatcher` task in its event loop. A turn of it:
+Each of them runs one `Dispatcher` task in its event loop. A turn of it:
 
 1. **Fan-out.** For each webhook whose owner key is not revoked and whose cursor is
    behind the feed, the events past its cursor that its owner may read
@@ -27,10 +29,13 @@ Each process runs one `Dispatcher` task in its event loop. A turn of it:
    not followed, the response read only up to a bound), the whole attempt bounded by
    `HEARME_WEBHOOK_TIMEOUT`. At most `MAX_IN_FLIGHT` attempts run per process and
    `PER_WEBHOOK` per webhook, so a slow or dead receiver holds a few slots, never the
-   others' and never a submission's (sends hold no database connection).
+   others' and never a submission's (sends hold no database connection). Claimed
+   attempts beyond those wait in memory, as many as the receiver's recent speed sends
+   well within the lease (`MAX_AHEAD`), so one turn can claim thousands for a fast one.
 4. **Record.** Results are written with the next turn's fan-out and claim (one write
-   transaction per turn, turns at least `BATCH_DELAY` apart while busy, and `COALESCE`
-   after a wake from idle; the delivered ones in one statement): `delivered`; or, after
+   transaction per turn, turns at least `BATCH_DELAY` apart while busy, on SQLite
+   `SQLITE_BATCH_DELAY`, and `COALESCE` after a wake from idle; the delivered ones in
+   one statement per status code and attempt number): `delivered`; or, after
    a failure, the next delay of the retry schedule (jittered by up to 10% either way);
    or `failed` once the schedule is spent. A result only lands if the row is still at the
    attempt it reports (a lapsed lease's late answer changes nothing).
@@ -44,19 +49,22 @@ import contextlib
 import ipaddress
 import logging
 import random
-from dataclasses import dataclass
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, exists, select, tuple_, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 from standardwebhooks.webhooks import Webhook as Signer
 
 from schemas.base import utcnow
-from schemas.events import DeliveryStatus, Event, Webhook, WebhookDelivery
+from schemas.events import DeliveryStatus, Event, EventType, Webhook, WebhookDelivery
 from schemas.keys import ApiKey, Role
+from schemas.responses import Response
 from service.database import Database
 from service.events import feed, http, secrets, ssrf
 from service.events.wakeup import Wakeup
@@ -66,14 +74,30 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 128
 PER_WEBHOOK = 32
+# A process may hold more claimed attempts than it has in flight, queued in memory, so
+# that a fast receiver is not held to PER_WEBHOOK attempts per turn (at 10 turns a
+# second that was 320 deliveries a second, less than SQLite's submissions: the backlog
+# and the latency grew). How many a webhook may hold follows its receiver's speed: what
+# PER_WEBHOOK parallel attempts of its recent duration send within AHEAD_BUDGET seconds,
+# at least PER_WEBHOOK, at most MAX_AHEAD; MAX_HELD for the whole process. An attempt
+# still queued when its lease has less than the time-out left is dropped unsent (another
+# process may claim it once the lease runs out), so a claimed attempt is never sent
+# twice at once.
+MAX_HELD = 4000
+MAX_AHEAD = 2000
+AHEAD_BUDGET = 2.0
 FAN_OUT_BATCH = 1000
 LEASE_MARGIN = 5.0
+DRAIN = 1.0
 IDLE_POLL = 5.0
 # Turns are coalesced: at least BATCH_DELAY apart while there is work, and a dispatcher
 # woken from idle by a commit waits COALESCE first, so that one turn (one write
 # transaction, one fan-out query per webhook) carries the events of many commits rather
-# than one per group-commit batch.
+# than one per group-commit batch. On SQLite every turn takes the one write lock that the
+# submissions also need (and a writer that finds it taken sleeps in SQLite's busy handler
+# for 1, 2, 5, 10 ms... until it is free): turns there come less often, each carrying more.
 BATCH_DELAY = 0.1
+SQLITE_BATCH_DELAY = 0.25
 COALESCE = 0.05
 
 
@@ -87,6 +111,7 @@ class Claimed:
     secret: str
     event_id: str
     body: bytes
+    response_id: str | None = None  # a `response.created` event's response (see `withdrawn`)
 
 
 @dataclass(frozen=True)
@@ -144,13 +169,18 @@ def fan_out(session: Session) -> int:
 @dataclass(frozen=True)
 class ClaimRoom:
     """What a fan-out may claim at once: the server key (for the secrets), how many
-    attempts in all, how many this process already has in flight per webhook, the
+    attempts in all, how many this process already holds per webhook (in flight or
+    queued), how many it may hold per webhook (`PER_WEBHOOK` where not given), the
     lease."""
 
     key: bytes
     limit: int
     busy: dict[int, int]
     lease: float
+    caps: dict[int, int] = field(default_factory=dict)
+
+    def room(self, webhook_pk: int) -> int:
+        return max(0, self.caps.get(webhook_pk, PER_WEBHOOK) - self.busy.get(webhook_pk, 0))
 
 
 _EVENT_COLUMNS = (
@@ -202,8 +232,7 @@ def _fan_out(session: Session, *, claim: ClaimRoom | None) -> list[Claimed | Non
             now = utcnow()
             taken = 0
             if claim is not None:
-                taken = min(room, len(rows), PER_WEBHOOK - claim.busy.get(webhook.pk, 0))
-                taken = max(taken, 0)
+                taken = min(room, len(rows), claim.room(webhook.pk))
                 room -= taken
             lease_until = now + timedelta(seconds=claim.lease) if claim else now
             inserted = session.execute(
@@ -234,7 +263,9 @@ def _fan_out(session: Session, *, claim: ClaimRoom | None) -> list[Claimed | Non
                     continue  # queued before (a unique key on webhook and event)
                 if n < taken:
                     queued.append(
-                        Claimed(pk, 1, 0, webhook.pk, webhook.url, secret, r.id, _body(r))
+                        Claimed(
+                            pk, 1, 0, webhook.pk, webhook.url, secret, r.id, _body(r), _subject(r)
+                        )
                     )
                 else:
                     queued.append(None)
@@ -273,11 +304,60 @@ def _body(event: Any) -> bytes:
     )
 
 
+def _subject(event: Any) -> str | None:
+    """The response a `response.created` body carries answers of (None once erased)."""
+    if event.type != EventType.response_created.value or not isinstance(event.data, dict):
+        return None
+    if event.data.get("erased"):
+        return None
+    found = event.data.get("id")
+    return found if isinstance(found, str) else None
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """What this process holds in memory that may no longer be sent: webhooks deleted or
+    whose owner key was revoked, and responses erased since their bodies were read."""
+
+    webhooks: set[int] = field(default_factory=set)
+    responses: set[str] = field(default_factory=set)
+
+
+def withdrawn(session: Session, *, webhooks: set[int], responses: set[str]) -> Withdrawn:
+    """Which of the held attempts' webhooks and responses are gone, as of this
+    transaction. Claimed attempts wait in memory for up to `LEASE_MARGIN` seconds; every
+    turn checks them here, so an erasure, a revocation or a deletion stops them within one
+    turn instead of letting answers erased meanwhile go out (contract §9: after an erasure
+    no pending delivery holds the erased answers)."""
+    found = Withdrawn()
+    if webhooks:
+        active = session.execute(
+            select(col(Webhook.pk))
+            .join(ApiKey, col(ApiKey.id) == col(Webhook.owner_key_id))
+            .where(col(Webhook.pk).in_(webhooks), col(ApiKey.revoked_at).is_(None))
+        ).scalars()
+        found.webhooks.update(webhooks - set(active))
+    ids = list(responses)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        kept = session.execute(select(col(Response.id)).where(col(Response.id).in_(chunk)))
+        found.responses.update(set(chunk) - set(kept.scalars()))
+    return found
+
+
 def claim(
-    session: Session, *, key: bytes, limit: int, busy: dict[int, int], lease: float
+    session: Session,
+    *,
+    key: bytes,
+    limit: int,
+    busy: dict[int, int],
+    lease: float,
+    caps: dict[int, int] | None = None,
 ) -> list[Claimed]:
-    """Claim up to `limit` due attempts (at most `PER_WEBHOOK` in flight per webhook,
-    counting `busy`, this process's attempts in flight)."""
+    """Claim up to `limit` due attempts (per webhook at most its cap, `PER_WEBHOOK`
+    where `caps` has none, held by this process, counting `busy`, the attempts it
+    already holds)."""
+    caps = caps or {}
     now = utcnow()
     d = _DELIVERIES.c
     query = (
@@ -303,7 +383,7 @@ def claim(
         .limit(limit * 2)
         .with_for_update(skip_locked=True, of=_DELIVERIES)
     )
-    full = [pk for pk, n in busy.items() if n >= PER_WEBHOOK]
+    full = [pk for pk, n in busy.items() if n >= caps.get(pk, PER_WEBHOOK)]
     if full:
         query = query.where(d.webhook_pk.not_in(full))
     counts = dict(busy)
@@ -311,7 +391,7 @@ def claim(
     for row in session.execute(query).all():
         if len(chosen) >= limit:
             break
-        if counts.get(row.webhook_pk, 0) >= PER_WEBHOOK:
+        if counts.get(row.webhook_pk, 0) >= caps.get(row.webhook_pk, PER_WEBHOOK):
             continue
         counts[row.webhook_pk] = counts.get(row.webhook_pk, 0) + 1
         chosen.append(row)
@@ -348,6 +428,7 @@ def claim(
                     secrets.webhook_secret(key, row.secret_nonce),
                     row.event_id,
                     _body(event),
+                    _subject(event),
                 )
             )
     session.execute(_CLAIM, updates)
@@ -381,16 +462,21 @@ def next_delay(schedule: list[int], step: int) -> float | None:
 
 
 def _delivered(session: Session, results: list[Result], now: datetime) -> None:
-    """The delivered attempts, in one UPDATE per status code (usually one)."""
+    """The delivered attempts, in one UPDATE per status code and attempt number (usually
+    one: 200 at the first attempt). Selected by `pk IN (...)` and the attempt number
+    rather than by `(pk, attempts) IN (...)`: SQLite answers a row-value IN list with a
+    scan of the whole table (every delivery ever made, under the write lock), where a
+    primary-key IN list is a search."""
     d = _DELIVERIES.c
-    by_code: dict[int | None, list[tuple[int, int]]] = {}
+    by_code: dict[tuple[int | None, int], list[int]] = {}
     for r in results:
-        by_code.setdefault(r.status_code, []).append((r.pk, r.attempt))
-    for code, attempts in by_code.items():
+        by_code.setdefault((r.status_code, r.attempt), []).append(r.pk)
+    for (code, attempt), pks in by_code.items():
         session.execute(
             update(_DELIVERIES)
             .where(
-                tuple_(d.pk, d.attempts).in_(attempts),
+                d.pk.in_(pks),
+                d.attempts == attempt,
                 d.status == DeliveryStatus.pending.value,
             )
             .values(
@@ -444,18 +530,24 @@ def step(
     limit: int,
     busy: dict[int, int],
     lease: float,
-) -> list[Claimed]:
-    """A dispatcher's write work in one transaction: record the finished attempts, fan
-    out new events, claim due attempts."""
+    caps: dict[int, int] | None = None,
+    held: tuple[set[int], set[str]] = (set(), set()),
+) -> tuple[list[Claimed], Withdrawn]:
+    """A dispatcher's write work in one transaction: record the finished attempts, check
+    the attempts it holds in memory (`held`: their webhooks and responses; `withdrawn`),
+    fan out new events, claim due attempts."""
+    caps = caps or {}
     record(session, results, schedule=schedule)
-    queued = _fan_out(session, claim=ClaimRoom(key, limit, busy, lease) if limit > 0 else None)
+    gone = withdrawn(session, webhooks=held[0], responses=held[1])
+    room = ClaimRoom(key, limit, busy, lease, caps) if limit > 0 else None
+    queued = _fan_out(session, claim=room)
     claimed = [c for c in queued if c is not None]
     for c in claimed:
         busy[c.webhook_pk] = busy.get(c.webhook_pk, 0) + 1
     limit -= len(claimed)
     if limit > 0:
-        claimed += claim(session, key=key, limit=limit, busy=busy, lease=lease)
-    return claimed
+        claimed += claim(session, key=key, limit=limit, busy=busy, lease=lease, caps=caps)
+    return claimed, gone
 
 
 class Dispatcher:
@@ -468,22 +560,29 @@ class Dispatcher:
         self._key: bytes | None = None  # read (or made) once a webhook exists
         self.timeout = settings.webhook_timeout
         self.schedule = list(settings.webhook_retry_schedule)
-        self._busy: dict[int, int] = {}
+        # Per webhook: attempts held (in flight or queued), in flight, queued with the
+        # monotonic time of the turn that claimed them, and the recent attempt duration.
+        self._held: dict[int, int] = {}
+        self._flying: dict[int, int] = {}
+        self._queues: dict[int, deque[tuple[float, Claimed]]] = {}
+        self._seconds: dict[int, float] = {}
         self._in_flight = 0
         self._results: list[Result] = []
         self._kick: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._signers: dict[str, Signer] = {}
         self._was_busy = False
+        self._client: http.Client | None = None
+        self._batch_delay = BATCH_DELAY if database.dialect == "postgresql" else SQLITE_BATCH_DELAY
 
     async def run(self) -> None:
         self._kick = asyncio.Event()
-        client = http.Client()
+        self._client = http.Client()
         try:
             while True:
                 seen = self.wakeup.generation()
                 try:
-                    busy = await self._turn(client)
+                    busy = await self._turn()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -492,11 +591,25 @@ class Dispatcher:
                 if not busy:
                     await self._idle(seen)
         finally:
-            for task in list(self._tasks):
-                task.cancel()
+            await self._drain()
+            self._client.close()
+
+    async def _drain(self) -> None:
+        """On the way out: the attempts in flight get `DRAIN` seconds to finish, and the
+        results in hand are recorded, so that a clean stop does not leave delivered
+        events to be sent again once their leases run out (a crash does: at least once)."""
+        self._queues.clear()
+        with contextlib.suppress(Exception):
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=DRAIN)
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._results:
+            results, self._results = self._results, []
             with contextlib.suppress(Exception):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            client.close()
+                await self.database.run(record, write=True, results=results, schedule=self.schedule)
 
     async def _idle(self, seen: int) -> None:
         assert self._kick is not None
@@ -510,7 +623,15 @@ class Dispatcher:
         await asyncio.sleep(COALESCE)
         self._kick.clear()
 
-    async def _turn(self, client: http.Client) -> bool:
+    def _cap(self, webhook_pk: int) -> int:
+        """How many attempts this process may hold for a webhook (see `MAX_AHEAD`)."""
+        seconds = self._seconds.get(webhook_pk)
+        if seconds is None:
+            return PER_WEBHOOK
+        ahead = int(PER_WEBHOOK * AHEAD_BUDGET / max(seconds, 0.001))
+        return max(PER_WEBHOOK, min(MAX_AHEAD, ahead))
+
+    async def _turn(self) -> bool:
         """One turn; True if it did something (the next turn then follows after
         `BATCH_DELAY`, so that under load each transaction carries a batch)."""
         results, self._results = self._results, []
@@ -518,39 +639,98 @@ class Dispatcher:
             behind, due = await self.database.run(work_waiting, write=False)
             if not (behind or due):
                 return False
-        free = MAX_IN_FLIGHT - self._in_flight
-        claimed = await self.database.run(
+        started = time.monotonic()
+        free = MAX_HELD - sum(self._held.values())
+        claimed, gone = await self.database.run(
             step,
             write=True,
             results=results,
             schedule=self.schedule,
             key=self._server_key(),
             limit=free,
-            busy=dict(self._busy),
+            busy=dict(self._held),
             lease=self.timeout + LEASE_MARGIN,
+            caps={pk: self._cap(pk) for pk in self._seconds},
+            held=self._holding(),
         )
+        self._withdraw(gone)
         for attempt in claimed:
-            self._start(client, attempt)
+            self._queue(attempt, started)
         self._was_busy = bool(results or claimed)
         if self._was_busy:
-            await asyncio.sleep(BATCH_DELAY)
+            await asyncio.sleep(self._batch_delay)
         return self._was_busy
+
+    def _holding(self) -> tuple[set[int], set[str]]:
+        """The webhooks and responses of the attempts queued in memory (not yet sent)."""
+        webhooks: set[int] = set()
+        responses: set[str] = set()
+        for pk, queue in self._queues.items():
+            webhooks.add(pk)
+            responses.update(a.response_id for _, a in queue if a.response_id is not None)
+        return webhooks, responses
+
+    def _withdraw(self, gone: Withdrawn) -> None:
+        """Drop the queued attempts `gone` names, unsent. Their rows stay claimed until
+        the lease runs out; a later claim then finds the webhook gone or revoked (no
+        attempt) or the event scrubbed (its body without the answers)."""
+        for pk in list(self._queues):
+            queue = self._queues[pk]
+            keep = deque(
+                (at, a)
+                for at, a in queue
+                if pk not in gone.webhooks and a.response_id not in gone.responses
+            )
+            for _ in range(len(queue) - len(keep)):
+                self._release(pk)
+            if keep:
+                self._queues[pk] = keep
+            else:
+                del self._queues[pk]
 
     def _server_key(self) -> bytes:
         if self._key is None:
             self._key = secrets.server_key(self.settings)
         return self._key
 
-    def _start(self, client: http.Client, attempt: Claimed) -> None:
-        self._in_flight += 1
-        self._busy[attempt.webhook_pk] = self._busy.get(attempt.webhook_pk, 0) + 1
-        task = asyncio.ensure_future(self._send(client, attempt))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _queue(self, attempt: Claimed, claimed_at: float) -> None:
+        pk = attempt.webhook_pk
+        self._held[pk] = self._held.get(pk, 0) + 1
+        self._queues.setdefault(pk, deque()).append((claimed_at, attempt))
+        self._pump(pk)
+
+    def _pump(self, webhook_pk: int) -> None:
+        """Start the webhook's queued attempts as far as the in-flight limits allow."""
+        queue = self._queues.get(webhook_pk)
+        while (
+            queue
+            and self._in_flight < MAX_IN_FLIGHT
+            and self._flying.get(webhook_pk, 0) < PER_WEBHOOK
+        ):
+            claimed_at, attempt = queue.popleft()
+            if time.monotonic() - claimed_at > LEASE_MARGIN:
+                # Its lease could run out before the time-out: leave it to a later claim.
+                self._release(webhook_pk)
+                continue
+            self._in_flight += 1
+            self._flying[webhook_pk] = self._flying.get(webhook_pk, 0) + 1
+            assert self._client is not None
+            task = asyncio.ensure_future(self._send(self._client, attempt))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if not queue:
+            self._queues.pop(webhook_pk, None)
+
+    def _release(self, webhook_pk: int) -> None:
+        self._held[webhook_pk] -= 1
+        if not self._held[webhook_pk]:
+            del self._held[webhook_pk]
 
     async def _send(self, client: http.Client, attempt: Claimed) -> None:
         code: int | None = None
         error: str | None = None
+        began = time.monotonic()
+        pk = attempt.webhook_pk
         try:
             code = await asyncio.wait_for(self._post(client, attempt), self.timeout)
             if not 200 <= code < 300:
@@ -564,13 +744,22 @@ class Dispatcher:
         except (http.BadResponse, OSError, asyncio.IncompleteReadError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         finally:
+            was_full = self._in_flight >= MAX_IN_FLIGHT
             self._in_flight -= 1
-            self._busy[attempt.webhook_pk] -= 1
-            if not self._busy[attempt.webhook_pk]:
-                del self._busy[attempt.webhook_pk]
+            self._flying[pk] -= 1
+            if not self._flying[pk]:
+                del self._flying[pk]
+            self._release(pk)
+            seconds = time.monotonic() - began
+            recent = self._seconds.get(pk)
+            self._seconds[pk] = seconds if recent is None else 0.8 * recent + 0.2 * seconds
         self._results.append(
             Result(attempt.pk, attempt.attempt, attempt.step, error is None, code, error)
         )
+        self._pump(pk)
+        if was_full:
+            for other in list(self._queues):
+                self._pump(other)
         if self._kick is not None:
             self._kick.set()
 

@@ -16,7 +16,7 @@ from service.events.ssrf import Target
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
-IDLE_PER_ADDRESS = 8
+IDLE_PER_ADDRESS = 32  # delivery.PER_WEBHOOK: a busy webhook's connections all stay open
 
 
 class BadResponse(Exception):

@@ -3,7 +3,12 @@
 Commits in this process call `Wakeup.wake` directly (`outbox.on_commit`); on
 PostgreSQL a listener thread also LISTENs to the outbox's NOTIFY channel, so a commit in
 any process or replica wakes everyone. SQLite has no such channel: waiters poll briefly
-(`poll_interval`), which also bounds the wait should a notification ever be lost.
+(`poll_interval`), which also bounds the wait should a notification ever be lost. A
+process that commits no events of its own but must follow those of others at once (the
+delivery process of `hearme serve`) asks for `watch=True`: on SQLite a thread then reads
+`PRAGMA data_version` every `SQLITE_WATCH` seconds, which changes whenever another
+connection has committed (a read of the WAL index in shared memory: no disk I/O, no
+lock), and wakes the waiters when it does.
 
 A waiter takes `generation()` before it reads, then `wait(seen, timeout)`: a wake that
 happens between its read and its wait is not missed.
@@ -12,6 +17,7 @@ happens between its read and its wait is not missed.
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 
 import psycopg
@@ -22,14 +28,16 @@ from service.events import outbox
 log = logging.getLogger(__name__)
 
 SQLITE_POLL = 0.25
+SQLITE_WATCH = 0.02
 POSTGRES_POLL = 2.0
 RECONNECT_DELAY = 1.0
 
 
 class Wakeup:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, watch: bool = False) -> None:
         self._url = make_url(database_url)
         self.postgres = self._url.get_backend_name() == "postgresql"
+        self._watch = watch and not self.postgres
         self.poll_interval = POSTGRES_POLL if self.postgres else SQLITE_POLL
         self._generation = 0
         self._lock = threading.Lock()
@@ -41,6 +49,13 @@ class Wakeup:
         outbox.on_commit(self.wake)
         if self.postgres and self._thread is None:
             self._thread = threading.Thread(target=self._listen, name="hearme-listen", daemon=True)
+            self._thread.start()
+        elif (
+            self._watch
+            and self._thread is None
+            and self._url.database not in (None, "", ":memory:")
+        ):
+            self._thread = threading.Thread(target=self._poll, name="hearme-watch", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -88,4 +103,25 @@ class Wakeup:
                             self.wake()
             except psycopg.Error as exc:
                 log.warning("event listener lost its connection: %s", type(exc).__name__)
+                self._stop.wait(RECONNECT_DELAY)
+
+    def _poll(self) -> None:
+        """SQLite, `watch=True`: wake when another connection has committed."""
+        assert self._url.database is not None
+        while not self._stop.is_set():
+            try:
+                conn = sqlite3.connect(self._url.database, timeout=30, check_same_thread=False)
+                try:
+                    last = None
+                    while not self._stop.is_set():
+                        version = conn.execute("PRAGMA data_version").fetchone()[0]
+                        if version != last:
+                            if last is not None:
+                                self.wake()
+                            last = version
+                        self._stop.wait(SQLITE_WATCH)
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                log.warning("event watcher failed: %s", type(exc).__name__)
                 self._stop.wait(RECONNECT_DELAY)

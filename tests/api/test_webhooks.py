@@ -15,11 +15,13 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from api.app import create_app
 from service.database import Database
-from service.events import ssrf
+from service.events import secrets, ssrf
+from service.events.delivery import Claimed, Withdrawn, step
 from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 from tests.fixtures.receiver import Receiver, receiver
 from tests.fixtures.releases import publish_release
+from tests.fixtures.waiting import until
 
 Headers = dict[str, str]
 
@@ -71,16 +73,6 @@ def deliveries(client: TestClient, headers: Headers, hook: str, **params: Any) -
     assert listed.status_code == 200, listed.text
     items: list[Any] = listed.json()["items"]
     return items
-
-
-def until(check: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_delivery_is_signed_per_standard_webhooks_and_listed(
@@ -323,3 +315,54 @@ def test_a_slow_receiver_does_not_hold_up_another_or_the_submissions(
         assert got[-1].at - started < 3.0  # the fast receiver was not kept waiting
         assert submitted < 3.0
         assert len(slow.received()) >= 1
+
+
+@pytest.fixture
+def quiet(settings: Settings, database: Database) -> Iterator[TestClient]:
+    """The app with no dispatcher of its own, taking webhooks to 127.0.0.1."""
+    allowed = settings.model_copy(update={"webhook_allow_private": True})
+    with TestClient(create_app(allowed, database=database)) as client:
+        yield client
+
+
+def test_attempts_held_in_memory_are_withdrawn_after_an_erasure_or_a_revocation(
+    quiet: TestClient,
+    database: Database,
+    settings: Settings,
+    make_key: MakeKey,
+    sink: Receiver,
+) -> None:
+    """A dispatcher holds claimed attempts in memory ahead of a fast receiver (with their
+    bodies). Every turn asks `step` which of them may no longer go out: the erased
+    response's attempt and, once its owner is revoked, all of a webhook's."""
+    owner_token = make_key("admin", name="owner")
+    owner = bearer(owner_token)
+    assert quiet.post("/v1/surveys", json=survey_definition(), headers=owner).status_code == 201
+    subscribe(quiet, owner, sink.url, ["response.created"])
+    ids = [
+        quiet.post("/v1/surveys/trust/responses", json=submission(), headers=owner).json()["id"]
+        for _ in range(2)
+    ]
+    key = secrets.server_key(settings)
+
+    def turn(held: tuple[set[int], set[str]]) -> tuple[list[Claimed], Withdrawn]:
+        with database.session() as session:
+            return step(
+                session, results=[], schedule=[1], key=key, limit=10, busy={}, lease=60.0, held=held
+            )
+
+    claimed, gone = turn((set(), set()))
+    assert sorted(c.response_id or "" for c in claimed) == sorted(ids)
+    assert gone == Withdrawn()
+    held = ({c.webhook_pk for c in claimed}, {c.response_id for c in claimed if c.response_id})
+
+    assert quiet.delete(f"/v1/surveys/trust/responses/{ids[0]}", headers=owner).status_code == 204
+    claimed_now, gone = turn(held)
+    assert claimed_now == []  # both attempts are still leased to this dispatcher
+    assert gone == Withdrawn(webhooks=set(), responses={ids[0]})
+
+    admin = bearer(make_key("admin", name="other-admin"))
+    assert quiet.delete("/v1/keys/owner", headers=admin).status_code == 204
+    _, gone = turn(held)
+    assert gone.webhooks == held[0]
+    assert sink.received() == []  # this test's dispatcher is the only one, and sent nothing

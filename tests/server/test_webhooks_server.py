@@ -1,9 +1,13 @@
 """Webhook delivery by real `hearme serve` processes to a receiver on 127.0.0.1: two
 workers never send one attempt twice, and deliveries pending when the server is
-SIGKILLed are all delivered after it restarts."""
+SIGKILLed are all delivered after it restarts; the delivery process beside the workers
+is restarted after a crash and does not outlive its server."""
 
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,6 +15,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from tests.conftest import submission, survey_definition
 from tests.fixtures.receiver import receiver
+from tests.fixtures.waiting import until
 from tests.server.conftest import Server, StartServer, launch
 
 ENV = {
@@ -112,3 +117,50 @@ def test_pending_deliveries_survive_a_sigkill(
             assert len(delivered) == len(ids)
         finally:
             restarted.stop()
+
+
+def _delivery_processes(server: Server) -> list[int]:
+    """The pids of the server's webhook delivery processes (`hearme deliver`), from
+    /proc: processes of its group whose command line names `deliver`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(fields[2]) == server.process.pid and b"deliver" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_delivery_process_is_restarted_after_a_crash_and_ends_with_the_server(
+    fresh_database: Any, start_server: StartServer
+) -> None:
+    with receiver() as sink:
+        server = start_server(fresh_database("sqlite"), workers=1, env=ENV)
+        admin, _ = _prepare(server, sink.url)
+        first = until(lambda: _delivery_processes(server), timeout=60)
+        assert len(first) == 1  # one delivery process beside the workers
+        os.kill(first[0], signal.SIGKILL)
+        second = until(
+            lambda: [p for p in _delivery_processes(server) if p not in first], timeout=60
+        )
+        assert len(second) == 1
+        ids = _submit(server, admin, 8)
+        sink.wait_for(len(ids), timeout=60)  # the restarted process delivers
+        delivered = {orjson.loads(r.body)["data"]["id"] for r in sink.received()}
+        assert delivered == set(ids)
+        # The server SIGKILLed alone (not its group): its delivery process does not go
+        # on delivering as an orphan.
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+
+        def gone() -> bool:
+            try:
+                os.kill(second[0], 0)
+            except ProcessLookupError:
+                return True
+            return Path(f"/proc/{second[0]}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+        until(gone, timeout=30)
