@@ -74,15 +74,17 @@ class Insert:
             row = f"({', '.join('?' for _ in self.columns)})"
             return _Prepared(head + " VALUES ", row, tuple(processors))
         # PostgreSQL: one array per column, unnested (a short statement text whatever the
-        # row count: psycopg parses it once, and the server can keep it prepared). JSON
-        # travels as text, serialised as SQLAlchemy's JSON type would (json.dumps).
+        # row count: psycopg parses it once, and the server can keep it prepared), sent in
+        # binary (`%b`: psycopg's text format escapes every element with a regex, a third
+        # of the batch's driver time). JSON travels as text, serialised as SQLAlchemy's
+        # JSON type would (json.dumps).
         arrays, selected = [], []
         for i, name in enumerate(self.columns):
             kind = self.table.c[name].type
             if isinstance(kind, JSON):
                 dumps = getattr(dialect, "_json_serializer", None) or json.dumps
                 processors.append((i, dumps))
-                arrays.append("%s::text[]")
+                arrays.append("%b::text[]")
                 selected.append(f"CAST(u{i} AS JSON)")
                 continue
             convert: Any = kind.dialect_impl(dialect).bind_processor(dialect)
@@ -90,7 +92,7 @@ class Insert:
                 convert = float
             if convert is not None:
                 processors.append((i, convert))
-            arrays.append(f"%s::{kind.compile(dialect=dialect)}[]")
+            arrays.append(f"%b::{kind.compile(dialect=dialect)}[]")
             selected.append(f"u{i}")
         sql = (
             f"{head} SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)})"  # noqa: S608

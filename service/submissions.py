@@ -146,7 +146,7 @@ _CLAIM = bulk.Insert(
 _LINK_SQLITE = "UPDATE idempotency_record SET response_pk = ? WHERE id = ?"
 _LINK_PG = (
     "UPDATE idempotency_record AS r SET response_pk = v.pk"
-    " FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, pk) WHERE r.id = v.id"
+    " FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, pk) WHERE r.id = v.id"
 )
 
 
