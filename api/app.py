@@ -30,7 +30,7 @@ from api import (
     surveys,
 )
 from api.audit_trail import AuditTrail
-from api.lean import serve_lean
+from api.lean import LeanPath, serve_lean
 from api.limits import RateLimits
 from api.middleware import RequestContext
 from api.security import SecurityHeaders
@@ -119,6 +119,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     serve_lean(app, "submit_response", responses.serve_submit)
     install_web(app)  # the workbench's pages at /app (api/web)
     app.state.path_methods = problems.path_methods(app)
+    # Innermost of ours: lean routes' requests skip the layers below (api/lean.py).
+    app.add_middleware(LeanPath, fastapi=app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

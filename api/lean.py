@@ -19,6 +19,15 @@ the declared route gave), and nothing else:
 Exceptions travel as on any route, through the app's exception handlers (`api/problems.py`),
 and the middleware (request id, access log, limits, audit, security headers) wraps it as
 it wraps every route.
+
+`LeanPath` takes a lean route's requests straight from our middleware to the route: the
+innermost of the app's own middleware, it hands a request that a lean route matches fully
+to that route's ASGI app (Starlette's `request_response`, which maps its exceptions with
+the app's handlers), skipping the layers in between that such a request never needs:
+Starlette's exception middleware (a second Request and exception wrapper: the route maps
+its own), FastAPI's per-request exit stack (for uploaded files: a JSON route has none) and
+the router's walk. Every other request, a lean path with another method included (the
+router's 405), goes down the usual stack.
 """
 
 import email.message
@@ -31,10 +40,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 UNPARSEABLE = "There was an error parsing the body"  # FastAPI's words (see api/problems.py)
 
@@ -129,3 +139,38 @@ def serve_lean(app: FastAPI, name: str, endpoint: Endpoint) -> None:
         if r.name == name and isinstance(r.original_route, APIRoute)
     )
     app.router.routes.insert(0, LeanRoute(declared, endpoint))
+
+
+class LeanPath:
+    """ASGI middleware: a request that a lean route of `app` matches goes straight to it
+    (see the module's docstring); install it as the innermost of the app's middleware."""
+
+    def __init__(self, app: ASGIApp, *, fastapi: FastAPI) -> None:
+        self.app = app
+        self.fastapi = fastapi
+        self._handlers: tuple[Any, Any] | None = None
+
+    def _exception_handlers(self) -> tuple[Any, Any]:
+        """The handlers Starlette's exception middleware gives the routes below it (the
+        middleware stack is built at the first request, before this is called)."""
+        if self._handlers is None:
+            inner: Any = self.app
+            while not isinstance(inner, ExceptionMiddleware):
+                inner = inner.app
+            self._handlers = (inner._exception_handlers, inner._status_handlers)
+        return self._handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            router = self.fastapi.router
+            for route in router.routes:
+                if not isinstance(route, LeanRoute):
+                    break  # lean routes come first (`serve_lean`)
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope["starlette.exception_handlers"] = self._exception_handlers()
+                    scope.setdefault("router", router)
+                    scope.update(child)
+                    await route.app(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

@@ -85,6 +85,11 @@ def main() -> None:
         "--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1/postgres"
     )
     parser.add_argument("--keep", help="write py-spy's raw output here")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="only samples of the thread holding the GIL (what the event loop waits for)",
+    )
     args = parser.parse_args()
     args.warmup, args.duration = 2, args.seconds
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -117,6 +122,7 @@ def main() -> None:
                 "--output",
                 str(raw),
                 "--nonblocking",
+                *(["--gil"] if args.gil else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -135,7 +141,8 @@ def main() -> None:
     total = sum(groups.values())
     print(
         f"{args.engine}: {summary['requests'] / (summary['duration_us'] / 1e6):.0f} req/s "
-        f"while profiled, {total} samples of all threads"
+        f"while profiled, {total} samples of "
+        + ("the thread holding the GIL" if args.gil else "all threads")
     )
     for name, n in groups.most_common():
         print(f"  {n / total:6.1%}  {name}")

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from schemas.responses import Answer, Response, ResponsePublic, SubmissionIn
 from schemas.surveys import Survey, Wave
+from service import bulk
 from service.answers import answer_rows
 from service.errors import FieldProblem, Forbidden, NotFound
 from service.events import outbox
@@ -83,13 +83,28 @@ def check_submission(
     return answers, problems + answer_problems
 
 
-# Built once: reused statements skip construction and keep their cache keys.
-_RESPONSE_TABLE = Response.__table__  # type: ignore[attr-defined]
-# RETURNING the id we made rather than relying on the order of rows: SQLite can then
-# insert the whole batch in one multi-row statement (with sort_by_parameter_order it
-# inserts one row at a time).
-_INSERT_RESPONSE = insert(_RESPONSE_TABLE).returning(_RESPONSE_TABLE.c.pk, _RESPONSE_TABLE.c.id)
-_INSERT_ANSWERS = insert(Answer.__table__)  # type: ignore[attr-defined]
+# Driver statements, compiled once (`service.bulk`). RETURNING the id we made rather
+# than relying on the order of rows: the whole batch is one multi-row statement.
+_INSERT_RESPONSE = bulk.Insert(
+    Response.__table__,  # type: ignore[attr-defined]
+    (
+        "id",
+        "survey_id",
+        "site",
+        "wave",
+        "received_at",
+        "submitted_at",
+        "submitted_by",
+        "answers",
+        "language",
+    ),
+    suffix="RETURNING pk, id",
+    returns=True,
+)
+_INSERT_ANSWERS = bulk.Insert(
+    Answer.__table__,  # type: ignore[attr-defined]
+    ("response_pk", "survey_id", "question_id", "site", "wave", "option", "number", "text"),
+)
 
 
 @dataclass(frozen=True)
@@ -139,7 +154,7 @@ def store_validated(
         }
         for item in items
     ]
-    pk_of = dict((row.id, row.pk) for row in session.execute(_INSERT_RESPONSE, values))
+    pk_of = {id_: pk for pk, id_ in _INSERT_RESPONSE.execute(session, values)}
     keys = [pk_of[value["id"]] for value in values]
     rows = [
         row
@@ -152,8 +167,7 @@ def store_validated(
             answers=value["answers"],
         )
     ]
-    if rows:
-        session.execute(_INSERT_ANSWERS, rows)
+    _INSERT_ANSWERS.execute(session, rows)
     cells.apply(session, compiled, sign=1, response_pks=list(keys), sources=ANSWER_SOURCES)
     stored = list(zip(keys, values, strict=True))
     outbox.response_created(session, (public_of(v) for _, v in stored))  # no ORM instances

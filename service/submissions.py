@@ -30,13 +30,12 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, tuple_
 from sqlmodel import Session, col
 
 from schemas.base import utcnow
 from schemas.responses import IdempotencyRecord, Response, ResponsePublic, SubmissionIn
-from service import audit
+from service import audit, bulk
 from service.database import Database
 from service.errors import Conflict, DomainError, Invalid, NotFound
 from service.keys import Principal
@@ -136,23 +135,29 @@ def _revalidate(session: Session, items: Sequence[Pending], outcomes: list[Outco
             item.compiled = compiled
 
 
-_RECORDS = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-
-
-def _insert_ignoring_conflicts(session: Session) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return (
-        dialect.insert(_RECORDS)
-        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
-        .returning(_RECORDS.c.id, _RECORDS.c.api_key_id, _RECORDS.c.key)
-    )
-
-
-_SET_RESPONSE = (
-    update(_RECORDS)
-    .where(_RECORDS.c.id == bindparam("record_id"))
-    .values(response_pk=bindparam("pk"))
+# Claims of new keys, and the link of each claimed record to its stored response, as
+# driver statements compiled once (`service.bulk`).
+_CLAIM = bulk.Insert(
+    IdempotencyRecord.__table__,  # type: ignore[attr-defined]
+    ("api_key_id", "key", "request_hash", "created_at"),
+    suffix='ON CONFLICT (api_key_id, "key") DO NOTHING RETURNING id, api_key_id, "key"',
+    returns=True,
 )
+_LINK_SQLITE = "UPDATE idempotency_record SET response_pk = ? WHERE id = ?"
+_LINK_PG = (
+    "UPDATE idempotency_record AS r SET response_pk = v.pk"
+    " FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, pk) WHERE r.id = v.id"
+)
+
+
+def _link(session: Session, links: list[tuple[int, int]]) -> None:
+    """Point each claimed record (record id, response pk) at its stored response."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        ids, pks = zip(*links, strict=True)
+        connection.exec_driver_sql(_LINK_PG, (list(ids), list(pks)))
+    else:
+        connection.exec_driver_sql(_LINK_SQLITE, [(pk, id_) for id_, pk in links])
 
 
 def _claim_keys(
@@ -173,14 +178,15 @@ def _claim_keys(
             first[key] = i
     if not first:
         return {}, duplicates
-    claimed_rows = session.execute(
-        _insert_ignoring_conflicts(session),
+    now = utcnow()
+    claimed_rows = _CLAIM.execute(
+        session,
         [
-            {"api_key_id": k[0], "key": k[1], "request_hash": items[i].digest}
+            {"api_key_id": k[0], "key": k[1], "request_hash": items[i].digest, "created_at": now}
             for k, i in sorted(first.items())  # in key order: concurrent claims cannot deadlock
         ],
-    ).all()
-    claimed = {first[(row.api_key_id, row.key)]: row.id for row in claimed_rows}
+    )
+    claimed = {first[(key_id, key)]: record_id for record_id, key_id, key in claimed_rows}
     taken = [k for k, i in first.items() if i not in claimed]
     if taken:
         records = session.execute(
@@ -218,7 +224,7 @@ def store_batch(session: Session, items: Sequence[Pending]) -> list[Outcome]:
     by_survey: dict[str, list[int]] = {}
     for i in to_store:
         by_survey.setdefault(items[i].compiled.definition.id, []).append(i)
-    links: list[dict[str, int]] = []
+    links: list[tuple[int, int]] = []
     for indexes in by_survey.values():
         compiled = items[indexes[0]].compiled
         stored = store_validated(
@@ -237,9 +243,9 @@ def store_batch(session: Session, items: Sequence[Pending]) -> list[Outcome]:
         for i, (pk, values) in zip(indexes, stored, strict=True):
             outcomes[i] = (public_of(values), True)
             if i in claimed:
-                links.append({"record_id": claimed[i], "pk": pk})
+                links.append((claimed[i], pk))
     if links:
-        session.execute(_SET_RESPONSE, links)
+        _link(session, links)
     for i, leader in duplicates.items():
         outcome = outcomes[leader]
         if isinstance(outcome, DomainError):

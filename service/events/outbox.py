@@ -29,12 +29,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import bindparam, text, update
 from sqlmodel import Session, col
 
 from schemas.base import utcnow
 from schemas.events import Event, EventType
 from schemas.responses import ResponsePublic
+from service import bulk
 from service.database import after_commit, before_commit
 from service.ids import new_id
 
@@ -43,7 +44,21 @@ NOTIFY_CHANNEL = "hearme_events"
 SPILL = 1000  # buffered events written early (without a position) past this many
 
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
-_INSERT = insert(_EVENTS)
+# A driver statement compiled once (`service.bulk`): a batch's events in one statement.
+_INSERT = bulk.Insert(
+    _EVENTS,
+    (
+        "id",
+        "type",
+        "survey_id",
+        "site",
+        "wave",
+        "response_id",
+        "occurred_at",
+        "data",
+        "position",
+    ),
+)
 _BUFFER = "hearme_events_buffer"
 
 # PostgreSQL: positions for this transaction's own rows that have none yet (only its own
@@ -110,7 +125,7 @@ def emit(
         }
     )
     if len(buffer.rows) >= SPILL:
-        session.execute(_INSERT, buffer.rows)
+        _INSERT.execute(session, buffer.rows)
         buffer.rows = []
         buffer.spilled = True
 
@@ -136,7 +151,7 @@ def _write(session: Session) -> None:
     if postgres:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSITION_LOCK})
     if buffer.rows:
-        session.execute(_INSERT, buffer.rows)
+        _INSERT.execute(session, buffer.rows)
     session.execute(_PG_POSITIONS if postgres else _SQLITE_POSITIONS)
     if postgres:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
