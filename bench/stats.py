@@ -909,7 +909,9 @@ def measure_http(
 
 @contextmanager
 def database(engine: str, args: argparse.Namespace) -> Iterator[str]:
-    if engine == "postgresql":
+    if args.reuse:  # the caller's database: filled once, kept
+        yield args.reuse
+    elif engine == "postgresql":
         with pg_database(args.pg_admin_url) as url:
             yield url
     else:
@@ -950,26 +952,34 @@ def run_size(
         db = Database(settings)
         stack.callback(db.dispose)
         with db.session() as session:
-            create_survey(
-                session,
-                principal=ADMIN,
-                data=SurveyDefinition.model_validate(dataset.load_survey()),
-            )
+            loaded = cells.stored_responses(session, survey_id=SURVEY_ID)
+        if loaded and loaded != n:
+            raise SystemExit(f"--reuse: the database holds {loaded:,} responses, not {n:,}")
+        if not loaded:
+            with db.session() as session:
+                create_survey(
+                    session,
+                    principal=ADMIN,
+                    data=SurveyDefinition.model_validate(dataset.load_survey()),
+                )
+            with db.session() as session:
+                put_codebook(
+                    session,
+                    load_compiled(session, survey_id=SURVEY_ID),
+                    principal=ADMIN,
+                    question_id=TEXT_QUESTION,
+                    data=CodebookIn.model_validate(dataset.load_codebook()),
+                )
         role = Role(args.role)
         with db.session() as session:
             compiled = load_compiled(session, survey_id=SURVEY_ID)
-            put_codebook(
-                session,
-                compiled,
-                principal=ADMIN,
-                question_id=TEXT_QUESTION,
-                data=CodebookIn.model_validate(dataset.load_codebook()),
-            )
             key, token = create_key(session, data=KeyCreate(name="bench-stats", role=role))
             assert key.id is not None
             principal = Principal(key_id=key.id, name=key.name, role=role, sites=None)
         print(f"  {engine} N={n:,}: loading ...", flush=True)
-        if args.loader == "bulk":
+        if loaded:
+            load_s = float("nan")
+        elif args.loader == "bulk":
             load_s, _ = timed(lambda: load(url, compiled, n, args.seed))
         elif args.loader == "import":
             load_s, _ = timed(lambda: load_through_import(db, compiled, n, args.seed))
@@ -982,7 +992,10 @@ def run_size(
                 cells.rebuild(session, load_compiled(session, survey_id=SURVEY_ID))
 
         # the service's loaders keep the cells as they write; only bulk rows need counting
-        rebuild_s, _ = timed(rebuild) if args.loader == "bulk" else (float("nan"), None)
+        bulk = args.loader == "bulk" and not loaded
+        rebuild_s, _ = timed(rebuild) if bulk else (float("nan"), None)
+        if args.load_only:
+            return Setup(engine, n, load_s, rebuild_s, 0, 0, 0, file_size_mb(url, db)), [], []
         with db.session(write=False) as session:
             counts = [
                 int(session.execute(select(func.count()).select_from(model)).scalar_one())
@@ -1109,7 +1122,16 @@ def main() -> None:
         default=os.environ.get("HEARME_TEST_PG_URL", DEFAULT_PG_ADMIN),
         help="where to create (and drop) the PostgreSQL database",
     )
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        help="a database URL to fill once (if it holds no responses) and keep: one engine"
+        " and one size; a large study is then loaded once and measured by many runs",
+    )
+    parser.add_argument("--load-only", action="store_true", help="fill --reuse and stop")
     args = parser.parse_args()
+    if args.reuse and len(args.sizes) != 1:
+        parser.error("--reuse takes one size")
     if args.http_sizes is None:
         args.http_sizes = [max(args.sizes)]
     engines = [e for e in args.engines.split(",") if e]
@@ -1127,6 +1149,9 @@ def main() -> None:
             setups.append(setup)
             measured += found
             mismatches += wrong
+    if args.load_only:
+        print(f"loaded: {setups}")
+        return
     report(setups, measured, args)
     if mismatches:
         print("\nhearme's counts differ from the raw query's:")
