@@ -126,6 +126,11 @@ class Copy:
         changes = [r for r in rows if r[0] == 1]
         if any(r[-2] == narrow.REBUILT for r in changes):
             self._reset()  # every row of the survey is among `rows`, numbered afresh
+        # Erasures first: a row that exists now was (re-)added after any erasure of its
+        # key, or the erasure would have deleted it.
+        for r in changes:
+            if r[-2] == narrow.GONE and 0 <= int(r[2]) - self.base < self.size:
+                self.alive[int(r[2]) - self.base] = False
         stored = [r[2:-2] for r in rows if r[0] == 0]
         if stored:
             values = np.array(stored, dtype=np.int64)
@@ -138,21 +143,26 @@ class Copy:
             for coded in self.coded.values():
                 coded.status[at] = 0
                 coded.categories[at] = 0
-        for r in changes:
-            if r[-2] == narrow.GONE and 0 <= int(r[2]) - self.base < self.size:
-                self.alive[int(r[2]) - self.base] = False
+        found: dict[tuple[int, str], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
         for part, _, pk, *_, question, value in rows:
             if part < 2 or question not in self.coded:
                 continue
-            coded, index = self.coded[question], int(pk) - self.base
+            coded = self.coded[question]
             if part == 2:
-                coded.status[index] = coded.statuses.setdefault(value, len(coded.statuses) + 1)
+                code = coded.statuses.setdefault(value, len(coded.statuses) + 1)
             else:
-                bit = coded.bits.setdefault(value, len(coded.bits))
-                if bit >= CATEGORY_BITS:
-                    coded.overflow = True
-                else:
-                    coded.categories[index] |= np.uint64(1 << bit)
+                code = coded.bits.setdefault(value, len(coded.bits))
+                coded.overflow = coded.overflow or code >= CATEGORY_BITS
+            where, what = found[(part, question)]
+            where.append(int(pk) - self.base)
+            what.append(code)
+        for (part, question), (where, what) in found.items():
+            coded = self.coded[question]
+            if part == 2:
+                coded.status[where] = what
+            elif not coded.overflow:
+                bits = np.left_shift(np.uint64(1), np.array(what, dtype=np.uint64))
+                np.bitwise_or.at(coded.categories, np.array(where), bits)
 
     def sparse(self) -> bool:
         return self.size > SPARSE * int(self.alive[: self.size].sum()) + SLACK
