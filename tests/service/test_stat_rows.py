@@ -11,12 +11,19 @@ processes, each with its own copy) is tests/server/test_stat_cells_concurrency.p
 """
 
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from schemas.keys import Role
 from schemas.surveys import SurveyDefinition
 from service.database import Database
+from service.erasure import erase_response
+from service.keys import Principal
 from service.stats import cells, columns, narrow
 from service.stats.tally import (
     TOP,
@@ -243,3 +250,45 @@ def test_questions_beyond_the_slots_are_counted_from_the_answer_rows() -> None:
     compiled = compile_survey(SurveyDefinition.model_validate(definition), 1)
     assert narrow.covers(compiled, ["role", "trust_confidence", "extra-10"])
     assert not narrow.covers(compiled, ["role", "extra-39"])
+
+
+def test_an_erasure_during_a_rebuild_leaves_no_row_behind(
+    client: TestClient, admin: dict[str, str], database: Database
+) -> None:
+    """PostgreSQL: a rebuild of the survey's narrow rows (a definition change that moves
+    codes) and an erasure at once. The rebuild's INSERT ... SELECT could re-add the row of
+    the response being erased, after the erasure's DELETE had looked; the two take turns
+    on the survey row instead (`narrow.hold`), so the erased response keeps no row."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    rng = random.Random(8)
+    assert client.post("/v1/surveys", json=survey_definition(), headers=admin).status_code == 201
+    import_rows(client, admin, [random_row(rng, "midway") for _ in range(20)])
+    victim = response_ids(client, admin)[0]
+    principal = Principal(key_id=0, name="test", role=Role.admin, sites=None)
+    with database.session() as rebuilding:
+        narrow.apply(
+            rebuilding, load_compiled(rebuilding, survey_id=SURVEY), sign=1, response_pks=None
+        )
+
+        def erase() -> None:
+            with database.session() as session:
+                erase_response(session, principal=principal, survey_id=SURVEY, response_id=victim)
+
+        with ThreadPoolExecutor(1) as pool:
+            erased = pool.submit(erase)
+            waiting = text(
+                "SELECT COUNT(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            for _ in range(200):  # until the erasure waits for the rebuild's locks
+                with database.engine.connect() as conn:
+                    if conn.execute(waiting).scalar_one():
+                        break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the erasure never waited for the rebuild")
+            rebuilding.commit()
+            erased.result()
+    assert_cells_exact(database)  # the narrow rows equal a rebuild: none for the victim
+    assert len(response_ids(client, admin)) == 19
