@@ -27,6 +27,18 @@ def postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def draw_pg(session: Session, sequence: str) -> int:
+    """PostgreSQL: take the turn and draw the next number of `sequence`, in one round
+    trip (the lock, in a subquery, is taken before the number is drawn)."""
+    found = session.execute(_DRAW, {"key": POSITION_LOCK, "sequence": sequence})
+    return int(found.scalar_one())
+
+
+_DRAW = text(
+    "SELECT nextval(CAST(:sequence AS regclass)) FROM (SELECT pg_advisory_xact_lock(:key)) AS turn"
+)
+
+
 def take_turn(session: Session) -> None:
     """Before drawing numbers in a `before_commit` callback: wait for the turn to commit
     (PostgreSQL; a no-op on SQLite, whose write transaction already holds it). Taking

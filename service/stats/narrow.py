@@ -41,7 +41,7 @@ from sqlmodel import Session
 
 from schemas.stats import MASK_BITS, MULTI_SLOTS, SINGLE_SLOTS, stat_change
 from schemas.surveys import BooleanQuestion, LikertQuestion, Question
-from service.commit_order import postgres, take_turn
+from service.commit_order import draw_pg, postgres
 from service.database import before_commit
 from service.validation import CompiledSurvey
 
@@ -228,9 +228,10 @@ def apply(
         session.execute(_insert(found, restricted=response_pks is not None), params)
     changes = _changes(session, survey_id)
     if response_pks is None:
-        changes.everything = True
+        changes.everything = changes.logged = True
         session.execute(insert(stat_change), {"survey_id": survey_id, "kind": REBUILT})
     elif sign < 0:
+        changes.logged = True
         session.execute(
             insert(stat_change),
             [{"survey_id": survey_id, "response_pk": pk, "kind": GONE} for pk in response_pks],
@@ -262,6 +263,7 @@ _CHUNK = 1000
 class _Changes:
     pks: set[int] = field(default_factory=set)  # rows added or touched
     everything: bool = False  # the survey's rows were derived afresh
+    logged: bool = False  # rows of stat_change were written
 
 
 def _changes(session: Session, survey_id: str) -> _Changes:
@@ -272,7 +274,6 @@ def _changes(session: Session, survey_id: str) -> _Changes:
     return pending.setdefault(survey_id, _Changes())
 
 
-_NEXT_PG = text("SELECT nextval('stat_seq')")
 # SQLite: one writer at a time, so the survey's highest number so far, plus one, is in
 # commit order (stat_change keeps the numbers of erased rows, so it never goes back).
 _NEXT_SQLITE = text(
@@ -290,22 +291,22 @@ _STAMP_CHANGES = text("UPDATE stat_change SET seq = :seq WHERE survey_id = :surv
 
 def _stamp(session: Session) -> None:
     """Before COMMIT: this transaction's rows and changes get their number, one per survey
-    and transaction (see `service.commit_order`)."""
+    and transaction (see `service.commit_order`): a submission batch adds two statements,
+    the draw (on PostgreSQL with the turn) and one UPDATE by primary key."""
     pending: dict[str, _Changes] = session.info.pop(_PENDING, {})
-    if not pending:
-        return
-    take_turn(session)
     for survey_id, changes in sorted(pending.items()):
         params: dict[str, Any] = {"survey": survey_id}
-        params["seq"] = session.execute(
-            _NEXT_PG if postgres(session) else _NEXT_SQLITE, params
-        ).scalar_one()
+        if postgres(session):
+            params["seq"] = draw_pg(session, "stat_seq")
+        else:
+            params["seq"] = session.execute(_NEXT_SQLITE, params).scalar_one()
         if changes.everything:
             session.execute(_STAMP_ALL, params)
         ordered = sorted(changes.pks)
         for start in range(0, 0 if changes.everything else len(ordered), _CHUNK):
             session.execute(_STAMP_SOME, {**params, "pks": ordered[start : start + _CHUNK]})
-        session.execute(_STAMP_CHANGES, params)
+        if changes.logged:
+            session.execute(_STAMP_CHANGES, params)
 
 
 _HOLD = {
