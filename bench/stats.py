@@ -989,7 +989,9 @@ def run_size(
         role = Role(args.role)
         with db.session() as session:
             compiled = load_compiled(session, survey_id=SURVEY_ID)
-            key, token = create_key(session, data=KeyCreate(name="bench-stats", role=role))
+            key, token = create_key(
+                session, data=KeyCreate(name=f"bench-stats-{uuid.uuid4().hex[:6]}", role=role)
+            )
             assert key.id is not None
             principal = Principal(key_id=key.id, name=key.name, role=role, sites=None)
         print(f"  {engine} N={n:,}: loading ...", flush=True)
