@@ -162,6 +162,11 @@ class Copy:
         """The coding statuses (or effective categories) of rows just put."""
         coded = self.coded[question]
         at = np.array(pks, dtype=np.int64) - self.base
+        held = (at >= 0) & (at < self.size)
+        held[held] = self.alive[at[held]]
+        if not held.all():  # rows this copy does not hold (yet)
+            at = at[held]
+            values = [v for v, h in zip(values, held, strict=True) if h]
         if statuses:
             known = coded.statuses
             coded.status[at] = [known.setdefault(v, len(known) + 1) for v in values]
@@ -235,9 +240,9 @@ _CODED = {
 def _load(session: Session, copy: Copy, survey_id: str) -> None:
     """A first load, faster than one catch-up from nothing (plain columns, no UNION):
     every row numbered up to the survey's highest number `top` (by commit order, all
-    visible now), with its coding outcomes. Rows that change meanwhile carry a number
-    above `top` (or a 'gone'/'rebuilt' one) and come with the catch-up that follows,
-    so the copy ends exact as of that catch-up's snapshot."""
+    visible now), and the coding outcomes of the rows it holds. Rows that change
+    meanwhile carry a number above `top` (or a 'gone'/'rebuilt' one) and come with the
+    catch-up that follows, so the copy ends exact as of that catch-up's snapshot."""
     params: dict[str, Any] = {"survey": survey_id}
     params["top"] = int(session.execute(_TOP, params).scalar_one())
     found = copy.layout
@@ -254,13 +259,11 @@ def _load(session: Session, copy: Copy, survey_id: str) -> None:
         copy.put_rows(values)
     for question in found.text:
         for statuses, select in _CODED.items():
+            # Outcomes of rows not loaded (added later) are left out here; those of rows
+            # re-coded later than `top` are replaced by the catch-up, which brings the row
+            # and its outcomes again: no join needed to match the rows' snapshot.
             coded = session.execute(
-                text(
-                    select + " CROSS JOIN stat_row n"
-                    " WHERE x.survey_id = :survey AND x.question_id = :q"
-                    " AND n.survey_id = :survey AND n.response_pk = x.response_pk"
-                    " AND n.seq <= :top"
-                ),
+                text(select + " WHERE x.survey_id = :survey AND x.question_id = :q"),
                 {**params, "q": question},
             ).all()
             if coded:

@@ -14,9 +14,11 @@ roaring bitmaps) that led here; bench/README.md has the figures.
 Exact by construction, as the cells are: `cells.apply` calls `apply` for every change to
 the answers (submission batch, import batch, erasure, full rebuild), in the same
 transaction, and the rows are derived from the stored answer rows by one INSERT ... SELECT
-per call, so one statement per batch whatever its size. Rows never change after that:
-answers are immutable; an erasure deletes the row. Coding outcomes are not copied here:
-theme statistics join the coded rows (few) to the narrow rows by primary key.
+per call, so one statement per batch whatever its size. Rows never change after that
+(answers are immutable; an erasure deletes the row) but for their number: a coding
+change numbers the row again (`touch`), since the in-memory copies hold coding outcomes
+beside the rows. Coding outcomes are not copied here: the SQL path of theme statistics
+joins the coded rows to the narrow rows by primary key.
 
 Every write also stamps the rows it wrote (and records erasures and rebuilds in
 `stat_change`) with a number in commit order, drawn at commit (`_stamp`, under
@@ -179,10 +181,11 @@ def _insert_sql(found: Layout, *, restricted: bool) -> str:
         else " LEFT JOIN answer a ON 1 = 0"
     )
     # Site, wave, question and option ids are slugs (contract §1), and quoted besides.
-    # seq NULL: stamped at commit (`_stamp`); the column's default 0 is for older rows
+    # seq is left to its default and numbered at commit (`_stamp`); migration 0010 runs
+    # this before the column exists
     return (
-        f"INSERT INTO stat_row (survey_id, response_pk, seq, {', '.join(names)})"  # noqa: S608
-        f" SELECT r.survey_id, r.pk, NULL, {', '.join(values)} FROM response r{joined}"
+        f"INSERT INTO stat_row (survey_id, response_pk, {', '.join(names)})"  # noqa: S608
+        f" SELECT r.survey_id, r.pk, {', '.join(values)} FROM response r{joined}"
         " WHERE r.survey_id = :survey"
         + (" AND r.pk IN :pks" if restricted else "")
         + " GROUP BY r.survey_id, r.pk, r.site, r.wave"
@@ -240,6 +243,12 @@ def apply(
         changes.pks.update(response_pks)
 
 
+def fill(session: Session, compiled: CompiledSurvey) -> None:
+    """All of a survey's rows, to an empty table and unnumbered: for migration 0010,
+    which runs before the order of migration 0011 exists (its rows get number 0)."""
+    session.execute(_insert(layout(compiled), restricted=False), {"survey": compiled.definition.id})
+
+
 def touch(session: Session, *, survey_id: str, response_pks: Iterable[int]) -> None:
     """These responses' rows changed for the copies (their coding outcome did, which the
     copies hold beside the rows): stamped again at commit, so copies read them anew."""
@@ -284,7 +293,7 @@ _NEXT_SQLITE = text(
 _STAMP_SOME = text(
     "UPDATE stat_row SET seq = :seq WHERE survey_id = :survey AND response_pk IN :pks"
 ).bindparams(bindparam("pks", expanding=True))
-_STAMP_ALL = text("UPDATE stat_row SET seq = :seq WHERE survey_id = :survey AND seq IS NULL")
+_STAMP_ALL = text("UPDATE stat_row SET seq = :seq WHERE survey_id = :survey")
 # only this transaction's own rows can lack a number: every committed one got it
 _STAMP_CHANGES = text("UPDATE stat_change SET seq = :seq WHERE survey_id = :survey AND seq IS NULL")
 
