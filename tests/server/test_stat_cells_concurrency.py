@@ -51,10 +51,10 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
         | {"site": rng.choice(["site-1", "site-2"])}
         for _ in range(SUBMISSIONS)
     ]
-    narrow_params = [("q.role", "police"), ("q.role", "health"), ("q.involved", "true")]
+    narrow_params = (("q.role", "police"), ("q.role", "health"), ("q.involved", "true"))
     narrow_path = "/v1/surveys/trust/stats/likert/trust_confidence"
     themes_path = "/v1/surveys/trust/stats/themes/trust_actions"
-    themes_params = [("q.role", "police"), ("q.involved", "true")]
+    themes_params = (("q.role", "police"), ("q.involved", "true"))
 
     def fresh_reads() -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Both statistics, each on a connection of its own, many times over: the two
@@ -62,7 +62,7 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
         found = []
         for _ in range(12):
             with server.client(admin) as one:  # a client of its own: a new connection
-                narrowed = one.get(narrow_path, params=[*narrow_params, ("by", "site")])
+                narrowed = one.get(narrow_path, params=(*narrow_params, ("by", "site")))
                 themed = one.get(themes_path, params=themes_params)
             assert narrowed.status_code == themed.status_code == 200, narrowed.text
             found.append((narrowed.json(), themed.json()))
