@@ -13,11 +13,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
+    text,
 )
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -173,6 +175,9 @@ def _narrow_columns() -> list[Column[Any]]:
     columns += [Column(f"s{i}", SmallInteger, nullable=True) for i in range(SINGLE_SLOTS)]
     columns += [Column(f"m{i}", BigInteger, nullable=True) for i in range(MULTI_SLOTS)]
     columns.append(Column("t", BigInteger, nullable=True))
+    # When the row last changed, in commit order (`service/stats/columns.py`): NULL until
+    # its transaction commits; 0 for rows older than the order.
+    columns.append(Column("seq", BigInteger, nullable=True, server_default=text("0")))
     return columns
 
 
@@ -181,4 +186,27 @@ def _narrow_columns() -> list[Column[Any]]:
 # multi-choice answer as a bitmask (`m<slot>`), and which text questions it answered (`t`,
 # one bit per text question). NULL: no answer. WITHOUT ROWID on SQLite, so a survey's rows
 # lie together in primary-key order and a statistic scans only its own survey.
-stat_row = Table("stat_row", SQLModel.metadata, *_narrow_columns(), sqlite_with_rowid=False)
+stat_row = Table(
+    "stat_row",
+    SQLModel.metadata,
+    *_narrow_columns(),
+    Index("ix_stat_row_survey_id_seq", "survey_id", "seq"),
+    sqlite_with_rowid=False,
+)
+
+# What the rows of `stat_row` cannot say by themselves, in the same commit order: a
+# response's row gone (`kind` 'gone', an erasure) or all of a survey's rows derived afresh
+# (`kind` 'rebuilt', response_pk NULL: codes may have moved). `seq` is NULL until commit.
+stat_change = Table(
+    "stat_change",
+    SQLModel.metadata,
+    Column(
+        "pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("survey_id", String(64), nullable=False),
+    Column("response_pk", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("seq", BigInteger, nullable=True),
+    Index("ix_stat_change_survey_id_seq", "survey_id", "seq"),
+    sqlite_autoincrement=True,
+)

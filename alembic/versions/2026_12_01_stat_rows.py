@@ -5,8 +5,8 @@ Revises: 0007
 Create Date: 2026-12-01 12:40:00
 
 Created and filled from the stored responses here, survey by survey, by the statement
-that keeps the rows afterwards (`service.stats.narrow.apply`, one INSERT ... SELECT over
-the answer rows), so that the coding rules live in one place.
+that keeps the rows afterwards (`service.stats.narrow.fill`: the INSERT ... SELECT over
+the answer rows of `narrow.apply`), so that the coding rules live in one place.
 """
 
 from collections.abc import Sequence
@@ -52,7 +52,7 @@ def _backfill() -> None:
 
             definition = json.loads(definition)
         compiled = compile_survey(SurveyDefinition.model_validate(definition), version)
-        narrow.apply(session, compiled, sign=1, response_pks=None)
+        narrow.fill(session, compiled)
     session.flush()
 
 

@@ -8,7 +8,8 @@ sees 7. So an event gets its feed `position` only at the very end of its transac
 - Services call `emit`, which buffers the event in the unit of work (large imports
   spill their buffer into the table early, with no position yet, so memory stays flat).
 - Just before COMMIT (`service.database` runs `before_commit` callbacks there), on
-  PostgreSQL the transaction takes one transaction-level advisory lock, then draws the
+  PostgreSQL the transaction takes one transaction-level advisory lock
+  (`service.commit_order.take_turn`, shared with the narrow rows' sequence), then draws the
   positions of all its events from a sequence and writes them, then commits. The lock is
   released only after the commit has become visible (PostgreSQL releases a
   transaction's locks after it leaves the proc array), so a transaction that draws a
@@ -36,10 +37,10 @@ from schemas.base import utcnow
 from schemas.events import Event, EventType
 from schemas.responses import ResponsePublic
 from service import bulk
+from service.commit_order import postgres, take_turn
 from service.database import after_commit, before_commit
 from service.ids import new_id
 
-POSITION_LOCK = 0x6865_6172_6D65  # "hearme": the advisory lock of the feed's positions
 NOTIFY_CHANNEL = "hearme_events"
 SPILL = 1000  # buffered events written early (without a position) past this many
 
@@ -147,13 +148,12 @@ def response_created(session: Session, responses: Iterable[ResponsePublic]) -> N
 def _write(session: Session) -> None:
     """Before COMMIT: the events get their positions (see the module's docstring)."""
     buffer: _Buffer = session.info.pop(_BUFFER)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSITION_LOCK})
+    on_postgres = postgres(session)
+    take_turn(session)
     if buffer.rows:
         _INSERT.execute(session, buffer.rows)
-    session.execute(_PG_POSITIONS if postgres else _SQLITE_POSITIONS)
-    if postgres:
+    session.execute(_PG_POSITIONS if on_postgres else _SQLITE_POSITIONS)
+    if on_postgres:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 

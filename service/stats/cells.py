@@ -177,6 +177,8 @@ def apply(
     they are deleted. Counting the answers, it keeps the narrow rows too (`narrow.apply`):
     every write path that keeps the cells keeps them, with one more statement."""
     key = (frozenset(sources), response_pks is not None)
+    if Source.answers in key[0] and (sign < 0 or response_pks is None):
+        narrow.hold(session, survey_id=compiled.definition.id, rebuilding=response_pks is None)
     statement = _STATEMENTS.get(key)
     if statement is None:
         statement = _STATEMENTS[key] = _statement(key[0], restricted=key[1])
@@ -199,10 +201,13 @@ def apply(
     session.execute(statement, params)
     if Source.answers in key[0]:  # the narrow rows follow the answers, in this transaction
         narrow.apply(session, compiled, sign=sign, response_pks=response_pks)
+    elif response_pks:  # coding outcomes: the in-memory copies of the rows hold them too
+        narrow.touch(session, survey_id=compiled.definition.id, response_pks=response_pks)
 
 
 def rebuild(session: Session, compiled: CompiledSurvey) -> None:
     """Count a survey's cells afresh (after a definition change that moves them)."""
+    narrow.hold(session, survey_id=compiled.definition.id, rebuilding=True)
     session.execute(delete(StatCell).where(col(StatCell.survey_id) == compiled.definition.id))
     apply(session, compiled, sign=1, response_pks=None)
 

@@ -14,9 +14,17 @@ roaring bitmaps) that led here; bench/README.md has the figures.
 Exact by construction, as the cells are: `cells.apply` calls `apply` for every change to
 the answers (submission batch, import batch, erasure, full rebuild), in the same
 transaction, and the rows are derived from the stored answer rows by one INSERT ... SELECT
-per call, so one statement per batch whatever its size. Rows never change after that:
-answers are immutable; an erasure deletes the row. Coding outcomes are not copied here:
-theme statistics join the coded rows (few) to the narrow rows by primary key.
+per call, so one statement per batch whatever its size. Rows never change after that
+(answers are immutable; an erasure deletes the row) but for their number: a coding
+change numbers the row again (`touch`), since the in-memory copies hold coding outcomes
+beside the rows. Coding outcomes are not copied here: the SQL path of theme statistics
+joins the coded rows to the narrow rows by primary key.
+
+Every write also stamps the rows it wrote (and records erasures and rebuilds in
+`stat_change`) with a number in commit order, drawn at commit (`_stamp`, under
+`service.commit_order`): each process's in-memory copy of the rows
+(`service/stats/columns.py`) follows `seq > watermark` and so stays exact without
+rereading a million rows.
 
 The codes depend on the definition's order of sites, waves, questions and levels
 (`Layout`): a definition change that moves any of them rebuilds the survey's rows
@@ -26,15 +34,17 @@ from the answer rows, as before (`covers`).
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from weakref import ref
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, insert, text
 from sqlmodel import Session
 
-from schemas.stats import MASK_BITS, MULTI_SLOTS, SINGLE_SLOTS
+from schemas.stats import MASK_BITS, MULTI_SLOTS, SINGLE_SLOTS, stat_change
 from schemas.surveys import BooleanQuestion, LikertQuestion, Question
+from service.commit_order import draw_pg, postgres
+from service.database import before_commit
 from service.validation import CompiledSurvey
 
 # The value of an answer row as the cells spell it (see cells.VALUE).
@@ -171,6 +181,8 @@ def _insert_sql(found: Layout, *, restricted: bool) -> str:
         else " LEFT JOIN answer a ON 1 = 0"
     )
     # Site, wave, question and option ids are slugs (contract §1), and quoted besides.
+    # seq is left to its default and numbered at commit (`_stamp`); migration 0010 runs
+    # this before the column exists
     return (
         f"INSERT INTO stat_row (survey_id, response_pk, {', '.join(names)})"  # noqa: S608
         f" SELECT r.survey_id, r.pk, {', '.join(values)} FROM response r{joined}"
@@ -205,16 +217,123 @@ def apply(
 ) -> None:
     """Add (sign 1) the rows of these stored responses, or take them away (sign -1), in
     one statement; None: all of the survey's (added afresh: the old rows go first)."""
-    params: dict[str, Any] = {"survey": compiled.definition.id}
+    survey_id = compiled.definition.id
+    params: dict[str, Any] = {"survey": survey_id}
     if response_pks is not None:
         if not response_pks:
             return
         params["pks"] = response_pks
     if sign < 0 or response_pks is None:
+        hold(session, survey_id=survey_id, rebuilding=response_pks is None)
         session.execute(_DELETE_ALL if response_pks is None else _DELETE_SOME, params)
     if sign > 0:
         found = layout(compiled)
         session.execute(_insert(found, restricted=response_pks is not None), params)
+    changes = _changes(session, survey_id)
+    if response_pks is None:
+        changes.everything = changes.logged = True
+        session.execute(insert(stat_change), {"survey_id": survey_id, "kind": REBUILT})
+    elif sign < 0:
+        changes.logged = True
+        session.execute(
+            insert(stat_change),
+            [{"survey_id": survey_id, "response_pk": pk, "kind": GONE} for pk in response_pks],
+        )
+    else:
+        changes.pks.update(response_pks)
+
+
+def fill(session: Session, compiled: CompiledSurvey) -> None:
+    """All of a survey's rows, to an empty table and unnumbered: for migration 0010,
+    which runs before the order of migration 0011 exists (its rows get number 0)."""
+    session.execute(_insert(layout(compiled), restricted=False), {"survey": compiled.definition.id})
+
+
+def touch(session: Session, *, survey_id: str, response_pks: Iterable[int]) -> None:
+    """These responses' rows changed for the copies (their coding outcome did, which the
+    copies hold beside the rows): stamped again at commit, so copies read them anew."""
+    _changes(session, survey_id).pks.update(response_pks)
+
+
+def pending(session: Session) -> bool:
+    """Whether this transaction has changed narrow rows it has not committed yet."""
+    return bool(session.info.get(_PENDING))
+
+
+# --- commit order -------------------------------------------------------------------
+
+GONE = "gone"
+REBUILT = "rebuilt"
+_PENDING = "hearme_stat_rows_pending"
+_CHUNK = 1000
+
+
+@dataclass
+class _Changes:
+    pks: set[int] = field(default_factory=set)  # rows added or touched
+    everything: bool = False  # the survey's rows were derived afresh
+    logged: bool = False  # rows of stat_change were written
+
+
+def _changes(session: Session, survey_id: str) -> _Changes:
+    pending: dict[str, _Changes] | None = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = {}
+        before_commit(session, _stamp)
+    return pending.setdefault(survey_id, _Changes())
+
+
+# SQLite: one writer at a time, so the survey's highest number so far, plus one, is in
+# commit order (stat_change keeps the numbers of erased rows, so it never goes back).
+_NEXT_SQLITE = text(
+    "SELECT COALESCE(MAX(x), 0) + 1 FROM ("
+    " SELECT MAX(seq) AS x FROM stat_row WHERE survey_id = :survey"
+    " UNION ALL SELECT MAX(seq) FROM stat_change WHERE survey_id = :survey)"
+)
+_STAMP_SOME = text(
+    "UPDATE stat_row SET seq = :seq WHERE survey_id = :survey AND response_pk IN :pks"
+).bindparams(bindparam("pks", expanding=True))
+_STAMP_ALL = text("UPDATE stat_row SET seq = :seq WHERE survey_id = :survey")
+# only this transaction's own rows can lack a number: every committed one got it
+_STAMP_CHANGES = text("UPDATE stat_change SET seq = :seq WHERE survey_id = :survey AND seq IS NULL")
+
+
+def _stamp(session: Session) -> None:
+    """Before COMMIT: this transaction's rows and changes get their number, one per survey
+    and transaction (see `service.commit_order`): a submission batch adds two statements,
+    the draw (on PostgreSQL with the turn) and one UPDATE by primary key."""
+    pending: dict[str, _Changes] = session.info.pop(_PENDING, {})
+    for survey_id, changes in sorted(pending.items()):
+        params: dict[str, Any] = {"survey": survey_id}
+        if postgres(session):
+            params["seq"] = draw_pg(session, "stat_seq")
+        else:
+            params["seq"] = session.execute(_NEXT_SQLITE, params).scalar_one()
+        if changes.everything:
+            session.execute(_STAMP_ALL, params)
+        ordered = sorted(changes.pks)
+        for start in range(0, 0 if changes.everything else len(ordered), _CHUNK):
+            session.execute(_STAMP_SOME, {**params, "pks": ordered[start : start + _CHUNK]})
+        if changes.logged:
+            session.execute(_STAMP_CHANGES, params)
+
+
+_HOLD = {
+    False: text("SELECT 1 FROM survey WHERE id = :survey FOR SHARE"),
+    True: text("SELECT 1 FROM survey WHERE id = :survey FOR NO KEY UPDATE"),
+}
+
+
+def hold(session: Session, *, survey_id: str, rebuilding: bool) -> None:
+    """PostgreSQL: an erasure and a rebuild of the same survey's rows take turns. A
+    rebuild's INSERT ... SELECT reads the responses in its own snapshot: it could re-add
+    the row of a response an uncommitted erasure is deleting, and the erasure's DELETE,
+    whose snapshot predates the rebuild's commit, would not see that new row. Erasures
+    share the survey row (several at once), a rebuild takes it alone (FOR NO KEY UPDATE:
+    submissions' foreign-key locks on the survey do not wait). Call it before touching the
+    cells, so both transactions take their locks in one order. SQLite: one writer anyway."""
+    if postgres(session):
+        session.execute(_HOLD[rebuilding], {"survey": survey_id})
 
 
 def follow(session: Session, *, before: CompiledSurvey, after: CompiledSurvey) -> None:

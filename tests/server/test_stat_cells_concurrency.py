@@ -3,7 +3,10 @@
 Two worker processes take submissions, erasures and codings at once; the cells they
 maintain by upsert (and the narrow rows they insert and delete) must end equal to a
 recount from the stored rows, and the published
-statistics equal to counts made here from what the server acknowledged.
+statistics equal to counts made here from what the server acknowledged. Each worker
+holds its own in-memory copy of the narrow rows (`service/stats/columns.py`), loaded
+before the writes and read during them: every answer afterwards, from either worker (on
+a new connection each, so both answer), must be exact.
 """
 
 import random
@@ -48,6 +51,24 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
         | {"site": rng.choice(["site-1", "site-2"])}
         for _ in range(SUBMISSIONS)
     ]
+    narrow_params = (("q.role", "police"), ("q.role", "health"), ("q.involved", "true"))
+    narrow_path = "/v1/surveys/trust/stats/likert/trust_confidence"
+    themes_path = "/v1/surveys/trust/stats/themes/trust_actions"
+    themes_params = (("q.role", "police"), ("q.involved", "true"))
+
+    def fresh_reads() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Both statistics, each on a connection of its own, many times over: the two
+        workers both answer (and load or catch up their copies)."""
+        found = []
+        for _ in range(12):
+            with server.client(admin) as one:  # a client of its own: a new connection
+                narrowed = one.get(narrow_path, params=(*narrow_params, ("by", "site")))
+                themed = one.get(themes_path, params=themes_params)
+            assert narrowed.status_code == themed.status_code == 200, narrowed.text
+            found.append((narrowed.json(), themed.json()))
+        return found
+
+    fresh_reads()  # the copies load now, before the writes: afterwards they catch up
     limits = httpx.Limits(max_connections=THREADS, max_keepalive_connections=THREADS)
     with (
         server.client(admin, limits=limits) as as_admin,
@@ -69,6 +90,9 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
             if n % 5 == 0:
                 assert as_admin.delete(path).status_code == 204
                 return bodies[n], False
+            if n % 4 == 0:  # reads among the writes: the copies catch up as they go
+                read = as_admin.get(narrow_path, params=narrow_params)
+                assert read.status_code == 200, read.text
             return bodies[n], True
 
         outcomes = list(pool.map(work, range(SUBMISSIONS)))
@@ -115,11 +139,27 @@ def test_cells_exact_after_concurrent_submissions_erasures_and_codings(
     scoped = [
         b for b in kept if b["answers"]["role"] in ("police", "health") and b["answers"]["involved"]
     ]
-    assert narrowed["n"] == len(scoped)
-    for group in narrowed["groups"]:
-        points = Counter(
-            s["answers"]["trust_confidence"] for s in scoped if s["site"] == group["value"]
-        )
-        assert {r["value"]: r["count"] for r in group["rows"]} == {
-            v: points[v] for v in range(1, 6)
-        }
+    police = [n for n in coded_kept if bodies[n]["answers"]["role"] == "police"]
+    police_coded = [n for n in police if bodies[n]["answers"]["involved"]]
+    police_kept = [b for b in kept if b["answers"]["role"] == "police" and b["answers"]["involved"]]
+    for likert, themed in [(narrowed, None), *fresh_reads()]:
+        assert likert["n"] == len(scoped)
+        for group in likert["groups"]:
+            points = Counter(
+                s["answers"]["trust_confidence"] for s in scoped if s["site"] == group["value"]
+            )
+            assert {r["value"]: r["count"] for r in group["rows"]} == {
+                v: points[v] for v in range(1, 6)
+            }
+        if themed is not None:  # two filters on a coded question: its statuses and themes
+            assert (themed["n_responses"], themed["n_coded"]) == (
+                len(police_kept),
+                len(police_coded),
+            )
+            counted = {c["id"]: c["respondents"] for t in themed["themes"] for c in t["categories"]}
+            assert counted == {
+                "rapport": 0,
+                "time": len(police_coded),
+                "listening": len(police_coded),
+                "honest": 0,
+            }

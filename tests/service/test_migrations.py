@@ -171,7 +171,9 @@ def test_migration_0010_fills_the_narrow_table_of_a_populated_database(empty_url
 
         def rows() -> list[tuple[object, ...]]:
             with database.session(write=False) as session:
-                query = stat_row.select().order_by(stat_row.c.response_pk)
+                # their commit-order number aside: rows older than 0011 have number 0
+                kept = [c for c in stat_row.c if c.name != "seq"]
+                query = select(*kept).order_by(stat_row.c.response_pk)
                 return [tuple(r) for r in session.execute(query)]
 
         kept = rows()
