@@ -292,3 +292,43 @@ def test_an_erasure_during_a_rebuild_leaves_no_row_behind(
             erased.result()
     assert_cells_exact(database)  # the narrow rows equal a rebuild: none for the victim
     assert len(response_ids(client, admin)) == 19
+
+
+def test_a_large_studys_copy_loads_in_a_thread_while_sql_answers(
+    client: TestClient,
+    admin: dict[str, str],
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above `BACKGROUND_LOAD` responses a first load (15-50 s at a million) must not hold
+    up the request that asks first: it is answered from SQL, exactly, and the copy
+    answers once a thread has loaded it."""
+    monkeypatch.setattr(columns, "BACKGROUND_LOAD", 20)
+    rng = random.Random(7)
+    assert client.post("/v1/surveys", json=survey_definition(), headers=admin).status_code == 201
+    rows = [random_row(rng, rng.choice(["midway", "final"])) for _ in range(150)]
+    import_rows(client, admin, rows)
+    columns.forget_all()
+    scope = Scope(sites=None, waves=None, filters=(("involved", ("true",)),))
+
+    def from_copy() -> dict[str, tuple[int, dict[str, int]]] | None:
+        with database.session(write=False) as session:
+            compiled = load_compiled(session, survey_id=SURVEY)
+            return columns.count(
+                session, compiled, "role", sites=None, waves=None, filters=scope.filters, by="site"
+            )
+
+    assert from_copy() is None  # the load has only begun, behind the request
+    with database.session(write=False) as session:
+        compiled = load_compiled(session, survey_id=SURVEY)
+        exact = _nonzero(_from_rows(session, compiled, "role", scope, "site"))
+        answered = tally_with_groups(session, compiled, question_id="role", scope=scope, by="site")
+        assert _nonzero(answered[1]) == exact  # answered meanwhile (SQL or the copy)
+    deadline = time.monotonic() + 30
+    copied = from_copy()
+    while copied is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        copied = from_copy()
+    assert copied is not None, "the copy did not load within 30 s"
+    assert _nonzero({k: Counts(base=b, values=v) for k, (b, v) in copied.items()}) == exact
+    assert assert_random_scopes_agree(database, rng, 30) > 10
