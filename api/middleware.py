@@ -40,6 +40,37 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request body is over the limit of {limit} bytes")
 
 
+def _metric_children(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The counter's and the histogram's children for these labels, looked up once per
+    method, route and status (`labels()` joins and checks its labels on every call)."""
+    children = _CHILDREN.get((method, route, status))
+    if children is None:
+        children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+        _CHILDREN[(method, route, status)] = children
+    return children
+
+
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _access_line(scope: Scope, template: str, status: int, elapsed: float) -> None:
+    """The access log line. The record is made directly, not by `log.info`, which walks
+    the stack for the caller's file and line on every request (the JSON line carries
+    neither); its fields are those `log.info(..., extra=...)` gave."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    extra = {
+        "method": scope["method"],
+        "route": template,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+        "key": scope.get("state", {}).get("key_name"),
+    }
+    log.handle(
+        log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, extra=extra)
+    )
+
+
 class RequestContext:
     def __init__(self, app: ASGIApp, *, max_body: int, max_import: int) -> None:
         self.app = app
@@ -50,8 +81,13 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        supplied = headers.get(b"x-request-id", b"").decode("latin-1")
+        supplied = ""
+        declared: bytes | None = None
+        for name, value in scope["headers"]:  # the last of a repeated header, as dict() kept
+            if name == b"x-request-id":
+                supplied = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -69,7 +105,6 @@ class RequestContext:
             await send(message)
 
         try:
-            declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 await problem_response(413, BodyTooLarge(limit).detail)(
                     scope, receive, send_with_id
@@ -80,18 +115,10 @@ class RequestContext:
             route: Any = scope.get("route")
             template = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            LATENCY.labels(scope["method"], template).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "key": scope.get("state", {}).get("key_name"),
-                },
-            )
+            counter, histogram = _metric_children(scope["method"], template, status)
+            counter.inc()
+            histogram.observe(elapsed)
+            _access_line(scope, template, status, elapsed)
             request_id_var.reset(token)
 
 

@@ -74,6 +74,19 @@ def _with(headers: Iterable[tuple[bytes, bytes]], **new: str) -> list[tuple[byte
     return kept + list(names.items())
 
 
+_NOSNIFF = ((b"x-content-type-options", b"nosniff"),)
+_NO_STORE = (*_NOSNIFF, (b"cache-control", b"no-store"))
+
+
+def _set(
+    headers: Iterable[tuple[bytes, bytes]], new: tuple[tuple[bytes, bytes], ...]
+) -> list[tuple[bytes, bytes]]:
+    """`_with` for headers already encoded: what every answer pays, without a dict per
+    response."""
+    names = [name for name, _ in new]
+    return [(k, v) for k, v in headers if k.lower() not in names] + list(new)
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -83,18 +96,19 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        extra = {"x_content_type_options": "nosniff"}
         web = path == WEB_PREFIX or path.startswith(WEB_PREFIX + "/")
-        if path.startswith("/v1/") or web:
-            extra["cache_control"] = "no-store"
+        extra = _NO_STORE if path.startswith("/v1/") or web else _NOSNIFF
         start: Message | None = None
         body: list[bytes] = []
 
         async def send_with_headers(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                headers = _with(message.get("headers", []), **extra)
-                content_type = dict(headers).get(b"content-type", b"")
+                headers = _set(message.get("headers", []), extra)
+                content_type = b""
+                for name, value in headers:  # the last one, as dict(headers) kept
+                    if name == b"content-type":
+                        content_type = value
                 if not content_type.startswith(b"text/html"):
                     await send({**message, "headers": headers})
                     return

@@ -6,7 +6,7 @@ row and walks every bind's type: in the writer thread that was more CPU than the
 itself spent, and it held the GIL the event loop needs. An `Insert` here renders its SQL
 once per dialect and row count, converts only the values whose column type has a bind
 processor (the timestamps and JSON columns, with the column's own processor, so what is
-stored is byte for byte what SQLAlchemy would store), and runs through
+stored is byte for byte what SQLAlchemy would store; or JSON text given as `Json`), and runs through
 `Connection.exec_driver_sql` on the session's connection: in the unit of work's
 transaction, with SQLAlchemy's error wrapping and events, but none of its compilation.
 
@@ -29,6 +29,18 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 MAX_PARAMETERS = 30_000  # SQLite allows 32,766 bound parameters
+
+
+class Json(str):
+    """JSON text already serialised, for a JSON column: stored as it is (the column's
+    serialiser is skipped), so a body serialised once for the answer serves the row too."""
+
+
+def _unless_serialised(process: Any) -> Any:
+    def convert(value: Any) -> Any:
+        return str(value) if type(value) is Json else process(value)
+
+    return convert
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,11 @@ class Insert:
         processors: list[tuple[int, Any]] = []
         if dialect.name != "postgresql":
             for i, name in enumerate(self.columns):
-                process = self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                kind = self.table.c[name].type
+                process = kind.dialect_impl(dialect).bind_processor(dialect)
                 if process is not None:
+                    if isinstance(kind, JSON):
+                        process = _unless_serialised(process)
                     processors.append((i, process))
             row = f"({', '.join('?' for _ in self.columns)})"
             return _Prepared(head + " VALUES ", row, tuple(processors))
@@ -83,7 +98,7 @@ class Insert:
             kind = self.table.c[name].type
             if isinstance(kind, JSON):
                 dumps = getattr(dialect, "_json_serializer", None) or json.dumps
-                processors.append((i, dumps))
+                processors.append((i, _unless_serialised(dumps)))
                 arrays.append("%b::text[]")
                 selected.append(f"CAST(u{i} AS JSON)")
                 continue

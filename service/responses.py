@@ -139,7 +139,8 @@ def store_validated(
     """Insert validated submissions of one survey and their answer rows in two multi-row
     statements, and count them in the cells with one more, recording a `response.created`
     event for each (live, batched and imported alike); returns each stored row's primary
-    key and values."""
+    key and values, with their public form under "public" (built once, for the event and
+    the answer)."""
     values: list[dict[str, Any]] = [
         {
             "id": new_id(),
@@ -169,9 +170,10 @@ def store_validated(
     ]
     _INSERT_ANSWERS.execute(session, rows)
     cells.apply(session, compiled, sign=1, response_pks=list(keys), sources=ANSWER_SOURCES)
-    stored = list(zip(keys, values, strict=True))
-    outbox.response_created(session, (public_of(v) for _, v in stored))  # no ORM instances
-    return stored
+    for value in values:
+        value["public"] = public_of(value)  # no ORM instances
+    outbox.response_created(session, (value["public"] for value in values))
+    return list(zip(keys, values, strict=True))
 
 
 def request_hash(data: SubmissionIn) -> str:

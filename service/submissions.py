@@ -43,7 +43,6 @@ from service.permissions import Action, require
 from service.responses import (
     Validated,
     check_submission,
-    public_of,
     request_hash,
     store_validated,
     to_public,
@@ -241,7 +240,7 @@ def store_batch(session: Session, items: Sequence[Pending]) -> list[Outcome]:
             ],
         )
         for i, (pk, values) in zip(indexes, stored, strict=True):
-            outcomes[i] = (public_of(values), True)
+            outcomes[i] = (values["public"], True)
             if i in claimed:
                 links.append((claimed[i], pk))
     if links:

@@ -99,7 +99,7 @@ def emit(
     *,
     type: EventType | str,
     survey: str,
-    data: dict[str, Any],
+    data: dict[str, Any] | bulk.Json,
     site: str | None = None,
     wave: str | None = None,
     response_id: str | None = None,
@@ -132,7 +132,9 @@ def emit(
 
 
 def response_created(session: Session, responses: Iterable[ResponsePublic]) -> None:
-    """One `response.created` per stored response, its data the 201 body (§5)."""
+    """One `response.created` per stored response, its data the 201 body (§5), serialised
+    once by pydantic-core (the same JSON values `model_dump(mode="json")` gave)."""
+    to_json = ResponsePublic.__pydantic_serializer__.to_json
     for response in responses:
         emit(
             session,
@@ -141,7 +143,7 @@ def response_created(session: Session, responses: Iterable[ResponsePublic]) -> N
             site=response.site,
             wave=response.wave,
             response_id=response.id,
-            data=response.model_dump(mode="json"),
+            data=bulk.Json(to_json(response).decode()),
         )
 
 
