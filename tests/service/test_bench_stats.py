@@ -35,6 +35,9 @@ def _args(loader: str) -> argparse.Namespace:
         seed=2026,
         loader=loader,
         pg_admin_url=PG_ADMIN_URL,
+        sql_runs=1,
+        reuse=None,
+        load_only=False,
     )
 
 
