@@ -427,13 +427,7 @@ def count(
             among(found.waves, waves)
         for filter_q, filter_values in filters:
             among(found.single[filter_q], filter_values)
-        groups: narrow.Column | None = None
-        if by == "site":
-            groups = found.sites
-        elif by == "wave":
-            groups = found.waves
-        elif by is not None:
-            groups = found.single[by]
+        groups = found.grouping(by)
         if groups is not None:
             g = cols[groups.name].astype(np.int64)
             if by not in ("site", "wave") and not ungrouped:

@@ -83,6 +83,14 @@ class Layout:
             tuple(self.text.items()),
         )
 
+    def grouping(self, by: str | None) -> Column | None:
+        """The column a `by` groups on: site, wave or a single-valued question."""
+        if by == "site":
+            return self.sites
+        if by == "wave":
+            return self.waves
+        return self.single[by] if by is not None else None
+
 
 # per compiled survey (compared by identity: its fields are not hashable), while it lives
 _LAYOUTS: dict[int, tuple["ref[CompiledSurvey]", Layout]] = {}

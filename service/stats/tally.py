@@ -330,15 +330,9 @@ def _from_narrow_sql(
         among(found.waves, scope.waves, "waves")
     for i, (filter_q, filter_values) in enumerate(scope.filters):
         among(found.single[filter_q], filter_values, f"f{i}")
-    groups: narrow.Column | None = None
-    if by == "site":
-        groups = found.sites
-    elif by == "wave":
-        groups = found.waves
-    elif by is not None:
-        groups = found.single[by]
-        if not ungrouped:
-            conditions.append(f"n.{groups.name} IS NOT NULL")
+    groups = found.grouping(by)
+    if groups is not None and by not in ("site", "wave") and not ungrouped:
+        conditions.append(f"n.{groups.name} IS NOT NULL")
     g = f"COALESCE(n.{groups.name}, 0)" if groups is not None else "0"
     where = " WHERE " + " AND ".join(conditions)
 
