@@ -10,10 +10,10 @@ import orjson
 from sqlmodel import Session, col, select
 
 from schemas.responses import Answer, Response, ResponsePublic, SubmissionIn
-from schemas.surveys import Survey, Wave
+from schemas.surveys import Wave
 from service import bulk
 from service.answers import answer_rows
-from service.errors import FieldProblem, Forbidden, NotFound
+from service.errors import FieldProblem, Forbidden, Invalid, NotFound
 from service.events import outbox
 from service.ids import new_id
 from service.keys import Principal
@@ -21,6 +21,7 @@ from service.pagination import decode_pk_cursor, encode_cursor
 from service.permissions import Action, require
 from service.stats import cells
 from service.stats.cells import ANSWER_SOURCES
+from service.surveys import load_compiled
 from service.validation import CompiledSurvey
 
 
@@ -223,8 +224,9 @@ def list_responses(
     cursor: str | None,
 ) -> tuple[list[Response], str | None]:
     require(principal, Action.read_responses)
-    if session.exec(select(Survey.id).where(Survey.id == survey_id)).first() is None:
-        raise NotFound(f"no survey {survey_id!r}")
+    compiled = load_compiled(session, survey_id=survey_id)
+    if problems := compiled.unknown_filters(sites, waves):
+        raise Invalid("the listing's filters are not valid", problems)
     after = decode_pk_cursor(cursor)
     query = (
         select(Response)

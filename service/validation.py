@@ -6,7 +6,7 @@ hand-written check, and pydantic reports every offending field at once.
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired
@@ -132,6 +132,20 @@ class CompiledSurvey:
             if question.required and qid not in flagged and _blank(answers.get(qid)):
                 problems.append(FieldProblem(("answers", qid), "an answer is required", "missing"))
         return cleaned, problems
+
+    def unknown_filters(self, sites: Sequence[str], waves: Sequence[str]) -> list[FieldProblem]:
+        """Problems with a read's `?site=` and `?wave=` filters: one home for the rule that a
+        filter naming no site or wave of the survey is a 422 (listing, statistics, exports),
+        not an empty answer that reads as "nobody responded"."""
+        return [
+            FieldProblem(("query", "site"), f"unknown site {s!r}", "unknown_site")
+            for s in sites
+            if s not in self.site_ids
+        ] + [
+            FieldProblem(("query", "wave"), f"unknown wave {w!r}", "unknown_wave")
+            for w in waves
+            if self.definition.wave(w) is None
+        ]
 
     def check_envelope(
         self, *, site: str, wave: str, submitted_at: datetime | None, received_at: datetime

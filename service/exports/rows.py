@@ -16,7 +16,7 @@ from schemas.codebooks import Codebook, CodebookPublic
 from schemas.codings import CodingOutcome
 from schemas.responses import Response
 from service.coding.codebooks import codebook_of
-from service.errors import FieldProblem, Invalid
+from service.errors import Invalid
 from service.exports.columns import Outcome, Row
 from service.keys import Principal
 from service.permissions import Action, require
@@ -43,15 +43,7 @@ def resolve_scope(
     """Check the filters (unknown site or wave: 422; a site outside the key's: 403); a
     site-bound key exports its own sites only."""
     require(principal, Action.export_responses)
-    problems = [
-        FieldProblem(("query", "site"), f"unknown site {s!r}")
-        for s in sites
-        if s not in compiled.site_ids
-    ] + [
-        FieldProblem(("query", "wave"), f"unknown wave {w!r}")
-        for w in waves
-        if compiled.definition.wave(w) is None
-    ]
+    problems = compiled.unknown_filters(sites, waves)
     if problems:
         raise Invalid("the export request is not valid", problems)
     visible = principal.visible_sites(dict.fromkeys(sites))

@@ -96,12 +96,8 @@ def resolve(
     require(principal, Action.read_statistics)
     definition = compiled.definition
     lang = languages.labels_language(definition, lang)
-    for site in sites:
-        if site not in compiled.site_ids:
-            raise _problem("site", f"unknown site {site!r}")
-    for wave in waves:
-        if definition.wave(wave) is None:
-            raise _problem("wave", f"unknown wave {wave!r}")
+    if problems := compiled.unknown_filters(sites, waves):
+        raise Invalid("the statistics request is not valid", problems)
     visible = principal.visible_sites(dict.fromkeys(sites))
     chosen: dict[str, list[str]] = {}
     for question_id, raw in filters:

@@ -331,6 +331,29 @@ def test_a_limit_outside_1_to_1000_is_422(
     assert any("limit" in error["loc"] for error in body["errors"]), body
 
 
+@pytest.mark.parametrize(
+    ("params", "field", "named"),
+    [
+        ({"site": "false"}, "site", "false"),
+        ({"site": ["site-1", "site-9"]}, "site", "site-9"),
+        ({"wave": "wave-9"}, "wave", "wave-9"),
+    ],
+)
+def test_listing_by_an_unknown_site_or_wave_is_422(
+    client: TestClient,
+    admin: dict[str, str],
+    survey: dict[str, Any],
+    params: dict[str, Any],
+    field: str,
+    named: str,
+) -> None:
+    """A filter naming nothing in the survey is a mistake to report, not an empty page that
+    reads as "nobody at that site responded" (the statistics and exports say the same)."""
+    create(client, admin)
+    body = assert_problem(client.get(RESPONSES, params=params, headers=admin), 422)
+    assert [(e["loc"], named in e["msg"]) for e in body["errors"]] == [(["query", field], True)]
+
+
 def test_listing_an_unknown_survey_is_404(client: TestClient, admin: dict[str, str]) -> None:
     assert_problem(client.get("/v1/surveys/nope/responses", headers=admin), 404)
 
