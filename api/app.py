@@ -3,6 +3,7 @@ here, each with its own settings."""
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +42,7 @@ from service.events.retention import keep_pruning
 from service.events.wakeup import Wakeup
 from service.settings import Settings, get_settings
 from service.submissions import GroupCommit
+from service.writer import WriterProcess
 
 DESCRIPTION = """Survey backend for multi-site evaluations of child-protection practice:
 validated submissions per site and wave, thematic coding of open answers, and aggregated
@@ -58,9 +60,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     wakeup = Wakeup(settings.database_url)
 
+    group_commit = GroupCommit(database)
+    writer_process = None
+    if settings.submit_writer == "process":
+        writer_process = WriterProcess(settings, [sys.executable, "-m", "api.writer"])
+        group_commit.store = writer_process.store
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         wakeup.start()
+        if writer_process is not None:
+            writer_process.start()
         # Every process prunes the feed; only dispatching ones deliver webhooks.
         tasks = [
             asyncio.ensure_future(
@@ -77,6 +87,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if writer_process is not None:
+                await asyncio.to_thread(writer_process.stop)
             wakeup.stop()
             database.dispose()
 
@@ -92,7 +104,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.group_commit = GroupCommit(database)
+    app.state.group_commit = group_commit
     app.state.rate_limits = RateLimits(settings)
     app.state.wakeup = wakeup
     problems.install(app)

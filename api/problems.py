@@ -24,8 +24,10 @@ from service.errors import (
     Gone,
     Invalid,
     NotFound,
+    StorageFull,
     TooLarge,
     Unauthenticated,
+    Unavailable,
 )
 
 log = logging.getLogger("hearme.errors")
@@ -42,6 +44,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     Gone: 410,
     Invalid: 422,
     TooLarge: 413,
+    Unavailable: 503,
+    StorageFull: 507,
 }
 
 TITLES = {
@@ -217,7 +221,11 @@ def install(app: FastAPI) -> None:
         errors = None
         if isinstance(exc, Invalid):
             errors = [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in exc.errors]
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return problem_response(status, exc.detail, errors=errors, headers=headers)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:

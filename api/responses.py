@@ -120,14 +120,12 @@ async def _submit(request: Request, submitter: Submitter, data: SubmissionIn) ->
             idempotency_key=idempotency_key,
             request_id=request_id_var.get(None),
         )
-    stored, created = await get_group_commit(request).submit(pending)
+    stored = await get_group_commit(request).submit(pending)
     request.state.audit_recorded = True  # by the batch, in the transaction that stored it
-    # Serialised here by pydantic-core in one call: the body is the stored response as
-    # built from checked values, so FastAPI's second validation of it is skipped.
+    # Serialised by the writer, by pydantic-core in one call: the body is the stored
+    # response as built from checked values, so FastAPI's second validation is skipped.
     return Response(
-        ResponsePublic.__pydantic_serializer__.to_json(stored),
-        status_code=201 if created else 200,
-        media_type="application/json",
+        stored.body, status_code=201 if stored.created else 200, media_type="application/json"
     )
 
 

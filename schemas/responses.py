@@ -55,6 +55,8 @@ class Answer(SQLModel, table=True):
     __table_args__ = (
         Index("ix_answer_survey_id_question_id_option", "survey_id", "question_id", "option"),
         Index("ix_answer_survey_id_question_id_number", "survey_id", "question_id", "number"),
+        # A response's answers, and its answers to given questions (the cells' upkeep).
+        Index("ix_answer_response_pk_question_id", "response_pk", "question_id"),
         # The coding queue in answer order, and its length, over text answers only.
         Index(
             "ix_answer_text_queue",
@@ -75,7 +77,6 @@ class Answer(SQLModel, table=True):
             BigInteger().with_variant(Integer, "sqlite"),
             ForeignKey("response.pk", ondelete="CASCADE"),
             nullable=False,
-            index=True,
         )
     )
     survey_id: str = SQLField(max_length=64)

@@ -56,12 +56,24 @@ class Insert:
     RETURNING ...); `returns` says whether it returns rows."""
 
     def __init__(
-        self, table: Table, columns: Sequence[str], *, suffix: str = "", returns: bool = False
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        suffix: str = "",
+        returns: bool = False,
+        computed: Mapping[str, str] | None = None,
+        wrap: str = "{}",
     ) -> None:
+        """PostgreSQL only, `computed` gives more columns as SQL expressions evaluated per
+        row (a sequence's `nextval`), and `wrap` a statement around the INSERT (`{}`), for
+        a data-modifying CTE that does one more thing in the same round trip."""
         self.table = table
         self.columns = tuple(columns)
         self.suffix = f" {suffix}" if suffix else ""
         self.returns = returns
+        self.computed = dict(computed or {})
+        self.wrap = wrap
         self._get = itemgetter(*self.columns)
         self._by_dialect: dict[str, _Prepared] = {}
         self._sql: dict[int, str] = {}  # SQLite with RETURNING: the statement per row count
@@ -74,7 +86,9 @@ class Insert:
 
     def _prepare(self, dialect: Dialect) -> _Prepared:
         quote = dialect.identifier_preparer.quote
-        names = ", ".join(map(quote, self.columns))
+        if dialect.name != "postgresql" and (self.computed or self.wrap != "{}"):
+            raise ValueError("computed columns and wrapping are for PostgreSQL only")
+        names = ", ".join(map(quote, (*self.columns, *self.computed)))
         # identifiers from the table's metadata, values bound: nothing from a request
         head = f"INSERT INTO {quote(self.table.name)} ({names})"
         processors: list[tuple[int, Any]] = []
@@ -109,11 +123,12 @@ class Insert:
                 processors.append((i, convert))
             arrays.append(f"%b::{kind.compile(dialect=dialect)}[]")
             selected.append(f"u{i}")
+        selected += self.computed.values()  # our own SQL, never from a request
         sql = (
             f"{head} SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)})"  # noqa: S608
             f" AS u({', '.join(f'u{i}' for i in range(len(self.columns)))}){self.suffix}"
         )
-        return _Prepared(sql, "", tuple(processors))
+        return _Prepared(self.wrap.format(sql), "", tuple(processors))
 
     def _tuples(self, rows: Sequence[Mapping[str, Any]], processors: Sequence[Any]) -> list[Any]:
         get = self._get

@@ -16,7 +16,9 @@ sequence (`service/stats/narrow.py`, followed by each process's copy in
 it once and holds it for both.
 """
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import TextClause, text
 from sqlmodel import Session
 
 POSITION_LOCK = 0x6865_6172_6D65  # "hearme"
@@ -27,10 +29,14 @@ def postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+_TAKEN = "hearme_commit_turn"  # in session.info: the transaction that holds the turn
+
+
 def draw_pg(session: Session, sequence: str) -> int:
     """PostgreSQL: take the turn and draw the next number of `sequence`, in one round
     trip (the lock, in a subquery, is taken before the number is drawn)."""
     found = session.execute(_DRAW, {"key": POSITION_LOCK, "sequence": sequence})
+    session.info[_TAKEN] = session.get_transaction()
     return int(found.scalar_one())
 
 
@@ -42,6 +48,27 @@ _DRAW = text(
 def take_turn(session: Session) -> None:
     """Before drawing numbers in a `before_commit` callback: wait for the turn to commit
     (PostgreSQL; a no-op on SQLite, whose write transaction already holds it). Taking
-    it again in the same transaction is harmless (the lock is re-entrant)."""
-    if postgres(session):
+    it again in the same transaction costs no round trip: the transaction holds it until
+    it ends (the session's next transaction is another object, and takes it again)."""
+    if postgres(session) and session.info.get(_TAKEN) is not session.get_transaction():
         session.execute(_LOCK, {"key": POSITION_LOCK})
+        session.info[_TAKEN] = session.get_transaction()
+
+
+# PostgreSQL: the draw as a scalar subquery (an InitPlan, evaluated once per statement, and
+# only when a row needs it), for a statement that stamps rows with the number it draws.
+DRAWN = (
+    "(SELECT nextval(CAST(:sequence AS regclass))"
+    " FROM (SELECT pg_advisory_xact_lock(:key)) AS turn)"
+)
+
+
+def stamp_pg(session: Session, statement: TextClause, params: dict[str, Any]) -> int | None:
+    """PostgreSQL: run `statement`, an UPDATE that sets rows to `DRAWN` and returns the
+    number (`RETURNING`), in one round trip; the number, or None when no row was updated
+    (then neither the turn was taken nor a number drawn)."""
+    number = session.execute(statement, {**params, "key": POSITION_LOCK}).scalars().first()
+    if number is None:
+        return None
+    session.info[_TAKEN] = session.get_transaction()
+    return int(number)

@@ -41,6 +41,19 @@ class Gone(DomainError):
     title = "Gone"
 
 
+class Unavailable(DomainError):
+    """The database (or the process that writes to it) cannot take the request now: a
+    503 to retry (contract §11)."""
+
+    title = "Service unavailable"
+
+
+class StorageFull(DomainError):
+    """The database refused a write for want of space: a 507; nothing was stored."""
+
+    title = "Insufficient storage"
+
+
 class TooLarge(DomainError):
     """Input larger than hearme reads, found only once reading it (an archive member that
     inflates past its cap)."""

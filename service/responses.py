@@ -11,8 +11,9 @@ from sqlmodel import Session, col, select
 
 from schemas.responses import Answer, Response, ResponsePublic, SubmissionIn
 from schemas.surveys import Wave
-from service import bulk
+from service import bulk, table_stats
 from service.answers import answer_rows
+from service.database import after_commit
 from service.errors import FieldProblem, Forbidden, Invalid, NotFound
 from service.events import outbox
 from service.ids import new_id
@@ -174,6 +175,8 @@ def store_validated(
     for value in values:
         value["public"] = public_of(value)  # no ORM instances
     outbox.response_created(session, (value["public"] for value in values))
+    engine = session.get_bind().engine
+    after_commit(session, lambda: table_stats.KEEPER.stored(engine, len(values)))
     return list(zip(keys, values, strict=True))
 
 

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
+    # Where a worker stores its submissions' group-commit batches (`service.writer`): a
+    # writer process of its own ("process", on another core), or a thread of the worker.
+    submit_writer: Literal["process", "thread"] = "process"
     # PostgreSQL: seconds to connect (and to wait for a pooled connection) before a 503,
     # and the longest a statement of a request may run on the server (0: no limit; the
     # CLI's migrations and cell rebuilds, which take minutes at a million responses, have

@@ -24,10 +24,10 @@ it; SQLite's writers are serialised by its write lock).
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import select, tuple_
@@ -58,6 +58,17 @@ OTHER_BODY = "this Idempotency-Key was already used with a different body"
 ERASED = "the response first stored under this Idempotency-Key was erased"
 
 Outcome = tuple[ResponsePublic, bool] | DomainError  # (stored, created) or the item's error
+
+
+class Stored(NamedTuple):
+    """A stored (or replayed) submission as its request is answered."""
+
+    body: bytes  # the 201 (or replay's 200) body: the stored response as JSON
+    created: bool
+
+
+# What a batch's store gives back per item: its answer, or the error to raise for it.
+StoreBatch = Callable[[list["Pending"]], Awaitable[list[Stored | Exception]]]
 
 
 @dataclass
@@ -300,7 +311,7 @@ def submit(
 
 @dataclass
 class _Queue:
-    items: list[tuple[Pending, "asyncio.Future[Outcome]"]] = field(default_factory=list)
+    items: list[tuple[Pending, "asyncio.Future[Stored | Exception]"]] = field(default_factory=list)
     writers: int = 0  # writer tasks draining it now
     tasks: set["asyncio.Task[None]"] = field(default_factory=set)  # referenced while they run
 
@@ -316,25 +327,35 @@ WRITERS = {"sqlite": 1, "postgresql": 2}
 class GroupCommit:
     """The submissions queue of one database in one process, drained by writer tasks
     (`WRITERS`) per event loop: each turn a writer takes everything queued (up to
-    `max_batch`), stores it in one unit of work through `Database.run` (so it holds
-    SQLite's write turn like any writer), and answers each waiting request. Requests that
-    arrive meanwhile form the next batch: under load batches grow by themselves, and a
-    lone request is stored at once."""
+    `max_batch`) and has it stored in one unit of work, then answers each waiting request.
+    Requests that arrive meanwhile form the next batch: under load batches grow by
+    themselves, and a lone request is stored at once.
+
+    Where a batch is stored is `store`: by default a worker thread of this process
+    (`store_in_thread`, through `Database.run`, so it holds SQLite's write turn like any
+    writer); `hearme serve` gives each worker a writer process of its own
+    (`service.writer.WriterProcess.store`), so storing runs on another core."""
 
     def __init__(
-        self, database: Database, *, max_batch: int = MAX_BATCH, writers: int | None = None
+        self,
+        database: Database,
+        *,
+        max_batch: int = MAX_BATCH,
+        writers: int | None = None,
+        store: StoreBatch | None = None,
     ) -> None:
         self.database = database
         self.max_batch = max_batch
         self.writers = writers or WRITERS.get(database.dialect, 1)
+        self.store: StoreBatch = store or self.store_in_thread
         self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = WeakKeyDictionary()
 
-    async def submit(self, pending: Pending) -> tuple[ResponsePublic, bool]:
+    async def submit(self, pending: Pending) -> Stored:
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues[loop] = _Queue()
-        future: asyncio.Future[Outcome] = loop.create_future()
+        future: asyncio.Future[Stored | Exception] = loop.create_future()
         queue.items.append((pending, future))
         if queue.writers < self.writers:
             # Counted here and uncounted in `_drain`'s finally, with no await between a
@@ -344,7 +365,7 @@ class GroupCommit:
             queue.tasks.add(task)
             task.add_done_callback(queue.tasks.discard)
         outcome = await future
-        if isinstance(outcome, DomainError):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
@@ -353,27 +374,27 @@ class GroupCommit:
             while queue.items:
                 batch = queue.items[: self.max_batch]
                 del queue.items[: self.max_batch]
-                await self._store(batch)
+                try:
+                    outcomes = await self.store([pending for pending, _ in batch])
+                except Exception as exc:
+                    outcomes = [exc] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
         finally:
             queue.writers -= 1
 
-    async def _store(self, batch: list[tuple[Pending, "asyncio.Future[Outcome]"]]) -> None:
-        items = [pending for pending, _ in batch]
+    async def store_in_thread(self, items: list[Pending]) -> list[Stored | Exception]:
+        """One unit of work in a worker thread; a failed batch is retried one item per
+        transaction, so a poisoned item fails alone."""
         try:
             outcomes = await self.database.run(store_batch, items, write=True)
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-                return
-            log.warning("a batch of %d submissions failed; retrying one by one", len(batch))
-            for one in batch:
-                await self._store([one])
-            return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+            if len(items) == 1:
+                return [exc]
+            log.warning("a batch of %d submissions failed; retrying one by one", len(items))
+            return [result for one in items for result in await self.store_in_thread([one])]
+        return [o if isinstance(o, DomainError) else Stored(_to_json(o[0]), o[1]) for o in outcomes]
 
 
-def _settle(future: "asyncio.Future[Outcome]", exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+_to_json = ResponsePublic.__pydantic_serializer__.to_json

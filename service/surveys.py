@@ -166,10 +166,15 @@ def load_compiled(session: Session, *, survey_id: str, for_write: bool = False) 
     if compiled is None:
         survey = get_survey_row(session, survey_id=survey_id)
         compiled = compile_survey(
-            SurveyDefinition.model_validate(survey.definition), survey.version
+            SurveyDefinition.model_validate(survey.definition), survey.version, survey.created_at
         )
         _compiled.put(compiled, survey.created_at)
     return compiled
+
+
+def compiled_version(survey_id: str, version: int, stamp: object) -> CompiledSurvey | None:
+    """This process's compiled copy of that exact version of the survey, if it has one."""
+    return _compiled.get(survey_id, version, stamp)
 
 
 def cached_compiled(survey_id: str) -> CompiledSurvey | None:

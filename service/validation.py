@@ -112,6 +112,9 @@ class CompiledSurvey:
     validator: TypeAdapter[dict[str, Any]]
     questions: dict[str, Question]
     site_ids: frozenset[str]
+    # The stored row's `created_at`: with the version, which survey this was compiled from
+    # (an id and version may be reused after a deletion); None when not from a stored row.
+    stamp: object = None
 
     def validate_answers(
         self, answers: dict[str, Any]
@@ -166,7 +169,9 @@ class CompiledSurvey:
         return problems
 
 
-def compile_survey(definition: SurveyDefinition, version: int) -> CompiledSurvey:
+def compile_survey(
+    definition: SurveyDefinition, version: int, stamp: object = None
+) -> CompiledSurvey:
     """Build the answers validator, or fail with a 422 naming the question that cannot
     be built (a definition that does not compile is refused at the door, never stored).
 
@@ -193,6 +198,7 @@ def compile_survey(definition: SurveyDefinition, version: int) -> CompiledSurvey
         validator=TypeAdapter(answers),  # type: ignore[arg-type]
         questions={q.id: q for q in definition.questions},
         site_ids=frozenset(s.id for s in definition.sites),
+        stamp=stamp,
     )
 
 

@@ -139,6 +139,9 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         auth_failure_limit=100_000,
         webhook_dispatch=False,
         secret_key_file=str(tmp_path / "hearme-secret.key"),
+        # In-process apps store submissions in a thread; the served app's writer process
+        # is tested in tests/server and tests/service/test_group_commit.py.
+        submit_writer="thread",
     )
 
 

@@ -60,6 +60,15 @@ _INSERT = bulk.Insert(
         "position",
     ),
 )
+# PostgreSQL, when the transaction holds the turn and every event of it is still buffered:
+# the events with their positions, and the notification, in one round trip.
+_INSERT_NUMBERED = bulk.Insert(
+    _EVENTS,
+    _INSERT.columns[:-1],  # all but position, which is drawn per row
+    computed={"position": "nextval('event_position_seq')"},
+    suffix="RETURNING 1",
+    wrap="WITH inserted AS ({}) SELECT pg_notify('" + NOTIFY_CHANNEL + "', '')",
+)
 _BUFFER = "hearme_events_buffer"
 
 # PostgreSQL: positions for this transaction's own rows that have none yet (only its own
@@ -69,6 +78,9 @@ _PG_POSITIONS = text(
     " SELECT pk, nextval('event_position_seq') AS position FROM ("
     "  SELECT pk FROM event WHERE position IS NULL ORDER BY pk) AS ordered"
     ") AS numbered WHERE event.pk = numbered.pk"
+)
+_PG_POSITIONS_AND_NOTIFY = text(
+    "WITH positioned AS (" + _PG_POSITIONS.text + " RETURNING 1) SELECT pg_notify(:channel, '')"
 )
 _SQLITE_POSITIONS = (
     update(_EVENTS).where(_EVENTS.c.position.is_(None)).values(position=_EVENTS.c.pk)
@@ -111,7 +123,7 @@ def emit(
     if buffer is None:
         buffer = session.info[_BUFFER] = _Buffer()
         before_commit(session, _write)
-        after_commit(session, _notify_local)
+        after_commit(session, notify_local)
     buffer.rows.append(
         {
             "id": new_id(),
@@ -152,14 +164,20 @@ def _write(session: Session) -> None:
     buffer: _Buffer = session.info.pop(_BUFFER)
     on_postgres = postgres(session)
     take_turn(session)
+    if on_postgres and buffer.rows and not buffer.spilled:
+        _INSERT_NUMBERED.execute(session, buffer.rows)  # positions and notification too
+        return
     if buffer.rows:
         _INSERT.execute(session, buffer.rows)
-    session.execute(_PG_POSITIONS if on_postgres else _SQLITE_POSITIONS)
-    if on_postgres:
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    if on_postgres:  # positions and the notification in one round trip
+        session.execute(_PG_POSITIONS_AND_NOTIFY, {"channel": NOTIFY_CHANNEL})
+    else:
+        session.execute(_SQLITE_POSITIONS)
 
 
-def _notify_local() -> None:
+def notify_local() -> None:
+    """Wake this process's listeners: after a commit that recorded events, here or in this
+    process's submissions writer (`service.writer`)."""
     for listener in list(_listeners):
         listener()
 

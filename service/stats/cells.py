@@ -68,39 +68,48 @@ def signature(compiled: CompiledSurvey) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _rows_of(alias: str, questions: str, *, restricted: bool) -> str:
+def _given(column: str, *, arrays: bool) -> str:
+    """`column` among the given responses (bind :pks). PostgreSQL gets them as one array
+    parameter: one statement text whatever the batch's size, which psycopg prepares once
+    and the server plans once; SQLite gets them expanded."""
+    return f"{column} = ANY(CAST(:pks AS BIGINT[]))" if arrays else f"{column} IN :pks"
+
+
+def _rows_of(alias: str, questions: str, *, restricted: bool, arrays: bool = False) -> str:
     """Which rows of `alias` count: those of the given responses (`restricted`), or all
     of the survey's. Restricted, the survey is left out on purpose: the responses are
     the survey's anyway, and SQLite would otherwise pick the (survey, question) index
     and scan every answer to the question, which grows with the study, instead of
     looking the few responses up by primary key."""
     if restricted:
-        return f" WHERE {alias}.response_pk IN :pks AND {alias}.question_id IN :{questions}"
+        given = _given(f"{alias}.response_pk", arrays=arrays)
+        return f" WHERE {given} AND {alias}.question_id IN :{questions}"
     return f" WHERE {alias}.survey_id = :survey AND {alias}.question_id IN :{questions}"
 
 
-def _values_sql(sources: Collection[Source], *, restricted: bool) -> str:
+def _values_sql(sources: Collection[Source], *, restricted: bool, arrays: bool = False) -> str:
     """A SELECT of (response_pk, site, wave, q, v): every counted value of the survey's
     responses (bind :survey, and :valued, :marked, :coded, :pks as `sources` need)."""
     vals: list[str] = []
     if Source.answers in sources:
         vals.append(
             f"SELECT a.response_pk, a.site, a.wave, a.question_id AS q, {VALUE} AS v FROM answer a"
-            + _rows_of("a", "valued", restricted=restricted)
+            + _rows_of("a", "valued", restricted=restricted, arrays=arrays)
         )
         vals.append(
             "SELECT DISTINCT a.response_pk, a.site, a.wave, a.question_id AS q, '' AS v"
-            " FROM answer a" + _rows_of("a", "marked", restricted=restricted)
+            " FROM answer a" + _rows_of("a", "marked", restricted=restricted, arrays=arrays)
         )
     if Source.statuses in sources:
         vals.append(
             "SELECT o.response_pk, o.site, o.wave, o.question_id AS q, 's:' || o.status AS v"
-            " FROM coding_outcome o" + _rows_of("o", "coded", restricted=restricted)
+            " FROM coding_outcome o" + _rows_of("o", "coded", restricted=restricted, arrays=arrays)
         )
     if Source.categories in sources:
         vals.append(
             "SELECT e.response_pk, e.site, e.wave, e.question_id AS q, 'c:' || e.category_id AS v"
-            " FROM effective_category e" + _rows_of("e", "coded", restricted=restricted)
+            " FROM effective_category e"
+            + _rows_of("e", "coded", restricted=restricted, arrays=arrays)
         )
     if Source.themes in sources:
         vals.append(
@@ -109,12 +118,12 @@ def _values_sql(sources: Collection[Source], *, restricted: bool) -> str:
             " FROM effective_category e"
             " JOIN codebook b ON b.survey_id = e.survey_id AND b.question_id = e.question_id"
             " JOIN codebook_category k ON k.codebook_id = b.id AND k.category_id = e.category_id"
-            + _rows_of("e", "coded", restricted=restricted)
+            + _rows_of("e", "coded", restricted=restricted, arrays=arrays)
         )
     return " UNION ALL ".join(vals)
 
 
-def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
+def _statement(sources: frozenset[Source], *, restricted: bool, arrays: bool = False) -> Any:
     shard = "CAST(:shard AS INTEGER)" if restricted else "{pk} % :shards"
     responses = ""
     if Source.answers in sources:
@@ -122,14 +131,20 @@ def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
             " UNION ALL SELECT '', '', '', '', r.site, r.wave, "
             + shard.format(pk="r.pk")
             + " FROM response r"
-            " WHERE r.survey_id = :survey" + (" AND r.pk IN :pks" if restricted else "")
+            # Restricted, by primary key alone (as in `_rows_of`): with the survey too,
+            # PostgreSQL may scan the survey's index and filter every response it has.
+            + (
+                " WHERE " + _given("r.pk", arrays=arrays)
+                if restricted
+                else " WHERE r.survey_id = :survey"
+            )
         )
     sql = (
-        "WITH vals AS (" + _values_sql(sources, restricted=restricted) + "),"
+        "WITH vals AS (" + _values_sql(sources, restricted=restricted, arrays=arrays) + "),"
         " dims AS (SELECT a.response_pk, a.question_id AS f, "
         + VALUE
         + " AS fv FROM answer a"
-        + _rows_of("a", "single", restricted=restricted)
+        + _rows_of("a", "single", restricted=restricted, arrays=arrays)
         + "),"
         " cells AS (SELECT q, v, '' AS bq, '' AS bv, site, wave, "
         + shard.format(pk="response_pk")
@@ -155,12 +170,12 @@ def _statement(sources: frozenset[Source], *, restricted: bool) -> Any:
     ]
     if sources & CODED_SOURCES:
         params.append(bindparam("coded", expanding=True, type_=String()))
-    if restricted:
+    if restricted and not arrays:
         params.append(bindparam("pks", expanding=True))
     return text(sql).bindparams(*params)
 
 
-_STATEMENTS: dict[tuple[frozenset[Source], bool], Any] = {}
+_STATEMENTS: dict[tuple[frozenset[Source], bool, bool], Any] = {}
 
 
 def apply(
@@ -176,12 +191,13 @@ def apply(
     survey's), counting what `sources` name. Run it after rows are stored and before
     they are deleted. Counting the answers, it keeps the narrow rows too (`narrow.apply`):
     every write path that keeps the cells keeps them, with one more statement."""
-    key = (frozenset(sources), response_pks is not None)
+    arrays = session.get_bind().dialect.name == "postgresql"
+    key = (frozenset(sources), response_pks is not None, arrays)
     if Source.answers in key[0] and (sign < 0 or response_pks is None):
         narrow.hold(session, survey_id=compiled.definition.id, rebuilding=response_pks is None)
     statement = _STATEMENTS.get(key)
     if statement is None:
-        statement = _STATEMENTS[key] = _statement(key[0], restricted=key[1])
+        statement = _STATEMENTS[key] = _statement(key[0], restricted=key[1], arrays=arrays)
     params: dict[str, Any] = {
         "survey": compiled.definition.id,
         "sign": sign,

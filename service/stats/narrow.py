@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 from schemas.stats import MASK_BITS, MULTI_SLOTS, SINGLE_SLOTS, stat_change
 from schemas.surveys import BooleanQuestion, LikertQuestion, Question
-from service.commit_order import draw_pg, postgres
+from service.commit_order import DRAWN, draw_pg, postgres, stamp_pg
 from service.database import before_commit
 from service.validation import CompiledSurvey
 
@@ -302,6 +302,10 @@ _STAMP_SOME = text(
     "UPDATE stat_row SET seq = :seq WHERE survey_id = :survey AND response_pk IN :pks"
 ).bindparams(bindparam("pks", expanding=True))
 _STAMP_ALL = text("UPDATE stat_row SET seq = :seq WHERE survey_id = :survey")
+_DRAW_AND_STAMP = text(
+    "UPDATE stat_row SET seq = " + DRAWN + " WHERE survey_id = :survey"  # noqa: S608  (ours)
+    " AND response_pk IN :pks RETURNING seq"
+).bindparams(bindparam("pks", expanding=True), sequence="stat_seq")
 # only this transaction's own rows can lack a number: every committed one got it
 _STAMP_CHANGES = text("UPDATE stat_change SET seq = :seq WHERE survey_id = :survey AND seq IS NULL")
 
@@ -313,13 +317,20 @@ def _stamp(session: Session) -> None:
     pending: dict[str, _Changes] = session.info.pop(_PENDING, {})
     for survey_id, changes in sorted(pending.items()):
         params: dict[str, Any] = {"survey": survey_id}
+        ordered = sorted(changes.pks)
+        if postgres(session) and not changes.everything and 0 < len(ordered) <= _CHUNK:
+            # the common case (a batch's rows): the draw and the stamp in one round trip
+            seq = stamp_pg(session, _DRAW_AND_STAMP, {**params, "pks": ordered})
+            if seq is not None:
+                if changes.logged:
+                    session.execute(_STAMP_CHANGES, {**params, "seq": seq})
+                continue
         if postgres(session):
             params["seq"] = draw_pg(session, "stat_seq")
         else:
             params["seq"] = session.execute(_NEXT_SQLITE, params).scalar_one()
         if changes.everything:
             session.execute(_STAMP_ALL, params)
-        ordered = sorted(changes.pks)
         for start in range(0, 0 if changes.everything else len(ordered), _CHUNK):
             session.execute(_STAMP_SOME, {**params, "pks": ordered[start : start + _CHUNK]})
         if changes.logged:
