@@ -3,9 +3,10 @@ receiver, and what one active webhook costs the submit path, in the same run.
 
 For each engine (SQLite, PostgreSQL), on 127.0.0.1:
   1. `hearme serve --workers 1` on a fresh database (the bench survey of bench/submit.py);
-  2. rounds of: wrk drives submissions for `--seconds` with no webhook (baseline), then
+  2. rounds of: wrk drives submissions for `--seconds` with no webhook (baseline), and
      with one webhook subscribed to every event, its receiver an asyncio HTTP server in
-     a separate process that answers 200 at once and notes each arrival's time;
+     a separate process that answers 200 at once and notes each arrival's time (the
+     order alternates from round to round: the database grows through the run);
   3. delivery latency: arrival at the receiver minus the event's `occurred_at` (taken in
      the committing transaction), p50/p99 over every delivery made during the load and
      the 3 s after it (the same machine's clock on both sides), and how many of the
@@ -180,8 +181,10 @@ def run_engine(engine: str, url: str, args: argparse.Namespace, workdir: Path) -
             wrk(base, script, 3, args.connections)  # warm-up
             time.sleep(1)
             hook_id = None
-            for _ in range(args.rounds):
-                for mode in ("none", "webhook"):
+            for round_ in range(args.rounds):
+                # Alternate which goes first, so that a database growing through the run
+                # (every round stores more) weighs on both alike.
+                for mode in ("none", "webhook") if round_ % 2 == 0 else ("webhook", "none"):
                     if mode == "webhook":
                         made = httpx.post(
                             f"{base}/v1/webhooks",
@@ -277,6 +280,9 @@ def main() -> None:
             f"  {r['deliveries']:>6}/{r['hooked']:<6}  {r['p50_ms']:>6.1f}  {r['p99_ms']:>6.1f}"
             f"  {r['feed_per_s']:>9.0f} ({r['feed_events']} events)"
         )
+    for r in results:
+        rounds = " ".join(f"{w / n:.2f}" for n, w in zip(r["none"], r["webhook"], strict=True))
+        print(f"{r['engine']}: webhook/none round by round {rounds}")
 
 
 if __name__ == "__main__":

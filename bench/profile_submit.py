@@ -4,9 +4,11 @@ stack was doing.
 
     .venv/bin/python bench/profile_submit.py [--engine sqlite] [--seconds 15]
 
-py-spy (in the dev extras) records every thread of the worker at 200 Hz in its raw
-format: one line per distinct stack with its count. Each stack
-is put in a group: the writer thread's by what it was in (`WRITER_GROUPS`), any other by
+py-spy (in the dev extras) records every thread of the worker, and of its submissions
+writer process (`service.writer`), at 200 Hz in its raw format: one line per distinct
+stack with its count; each process is reported on its own. First, the CPU each thread
+spent per request over the measured seconds (from /proc: exact, where py-spy samples).
+Each stack is put in a group: the writer's by what it was in (`WRITER_GROUPS`), any other by
 its innermost frame that `OTHER_GROUPS` recognises (so the access log's JSON encoding
 counts as our middleware, not as JSON); the shares are printed with the `--top` heaviest
 innermost frames of all. Only the samples of threads py-spy finds at work count (no
@@ -15,6 +17,7 @@ result: the machine's other load slows every group alike.
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -26,13 +29,15 @@ from pathlib import Path
 
 from submit import ensure_wrk, hearme_target, pg_database, run_wrk, wrk_script
 
-# The writer thread's stacks (the group commit's unit of work), by what they were in.
-WRITER = "in_unit_of_work (service/database.py"
+# The writer's stacks (the group commit's unit of work, in the worker's thread or in its
+# writer process), by what they were in.
+WRITERS = ("in_unit_of_work (service/database.py", "store_wires (service/writer.py")
 WRITER_GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("writer: COMMIT (fsync)", ("do_commit", "_commit_impl")),
     ("writer: cells upkeep statement", ("apply (service/stats/cells.py",)),
     ("writer: events outbox and audit rows", ("service/events/", "service/audit.py")),
     ("writer: the batch's other statements", ("store_batch (service/submissions.py",)),
+    ("writer: the items' checks and wire form", ("_pending (service/writer.py",)),
     ("writer: session and transaction around", ("",)),
 ]
 # Everything else, by its innermost frame that one of these recognises.
@@ -65,7 +70,7 @@ OTHER_GROUPS: list[tuple[str, tuple[str, ...]]] = [
 def group_of(frames: list[str]) -> str:
     """`frames` outermost first, as py-spy writes them."""
     joined = ";".join(frames)
-    if WRITER in joined:
+    if any(writer in joined for writer in WRITERS):
         return next(name for name, marks in WRITER_GROUPS if any(m in joined for m in marks))
     for frame in reversed(frames):
         for name, marks in OTHER_GROUPS:
@@ -105,32 +110,81 @@ def main() -> None:
         )
         script = wrk_script(workdir, target)
         run_wrk(wrk, target, script, seconds=2, args=args)
-        worker = max(target.pids)  # uvicorn's worker is started after its supervisor
-        raw = Path(args.keep) if args.keep else workdir / "profile.txt"
-        spy = subprocess.Popen(
-            [
-                py_spy,
-                "record",
-                "--pid",
-                str(worker),
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--duration",
-                str(args.seconds + 1),
-                "--output",
-                str(raw),
-                "--nonblocking",
-                *(["--gil"] if args.gil else []),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # One worker: uvicorn serves in the `hearme serve` process itself (the first pid);
+        # its writer is the child running `api.writer` (`service.writer`).
+        processes = {"worker": target.pids[0]}
+        for pid in target.pids:
+            if _runs(pid, b"api.writer"):
+                processes["writer"] = pid
+        raws = {name: workdir / f"{name}.txt" for name in processes}
+        spies = [
+            subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--duration",
+                    str(args.seconds + 1),
+                    "--output",
+                    str(raws[name]),
+                    "--nonblocking",
+                    *(["--gil"] if args.gil else []),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name, pid in processes.items()
+        ]
         time.sleep(0.5)
+        before = {name: thread_cpu(pid) for name, pid in processes.items()}
         summary, _ = run_wrk(wrk, target, script, seconds=args.seconds, args=args)
-        spy.wait(timeout=args.seconds + 60)
-        lines = raw.read_text().splitlines()
+        after = {name: thread_cpu(pid) for name, pid in processes.items()}
+        for spy in spies:
+            spy.wait(timeout=args.seconds + 60)
+        if args.keep:
+            for name, raw in raws.items():
+                shutil.copy(raw, f"{args.keep}.{name}")
+        lines = {name: raw.read_text().splitlines() for name, raw in raws.items()}
+    requests = summary["requests"]
+    print(f"{args.engine}: {requests / (summary['duration_us'] / 1e6):.0f} req/s while profiled")
+    print("\nCPU per request, by process and thread (/proc, the measured seconds):")
+    for name in processes:
+        for thread, seconds in sorted(after[name].items(), key=lambda item: -item[1]):
+            spent = seconds - before[name].get(thread, 0.0)
+            if spent * 1e6 / requests >= 5:
+                print(f"  {name:7} {thread[1]:24} {spent * 1e6 / requests:7.0f} us")
+    for name, found in lines.items():
+        report(name, found, top=args.top, gil=args.gil)
+
+
+def _runs(pid: int, marker: bytes) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, str], float]:
+    """CPU seconds (user and system) of each thread of `pid`, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[tuple[int, str], float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[(int(task.name), name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def report(process: str, lines: list[str], *, top: int, gil: bool) -> None:
     groups: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     for line in lines:
@@ -138,16 +192,15 @@ def main() -> None:
         frames = sampled.split(";")
         groups[group_of(frames)] += int(times)
         leaves[frames[-1]] += int(times)
-    total = sum(groups.values())
+    total = sum(groups.values()) or 1
     print(
-        f"{args.engine}: {summary['requests'] / (summary['duration_us'] / 1e6):.0f} req/s "
-        f"while profiled, {total} samples of "
-        + ("the thread holding the GIL" if args.gil else "all threads")
+        f"\n{process}: {total} samples of "
+        + ("the thread holding the GIL" if gil else "every thread at work")
     )
     for name, n in groups.most_common():
         print(f"  {n / total:6.1%}  {name}")
-    print(f"\nheaviest innermost frames (top {args.top}):")
-    for frame, n in leaves.most_common(args.top):
+    print(f"heaviest innermost frames (top {top}):")
+    for frame, n in leaves.most_common(top):
         print(f"  {n / total:6.1%}  {frame}")
 
 

@@ -19,6 +19,7 @@ import logging
 import threading
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ TABLES = (
     "audit_record",
 )
 FIRST = 1000
+LOCK_TIMEOUT = "200ms"
 
 
 class Keeper:
@@ -59,10 +61,21 @@ class Keeper:
         ).start()
 
     def _analyze(self, engine: Engine) -> None:
+        """One table per statement, each its own transaction (autocommit), so this never
+        holds one table's lock while waiting for another's (an ANALYZE of several tables
+        in one transaction deadlocked with a TRUNCATE); and it waits `LOCK_TIMEOUT` at
+        most for a table that other work holds (a migration, a TRUNCATE), then skips it."""
         try:
-            with engine.connect() as connection:
-                connection.exec_driver_sql("ANALYZE " + ", ".join(TABLES))
-                connection.commit()
+            options = {"isolation_level": "AUTOCOMMIT"}
+            with engine.connect().execution_options(**options) as connection:
+                connection.exec_driver_sql(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+                for table in TABLES:
+                    try:
+                        connection.exec_driver_sql(f"ANALYZE {table}")  # our own names
+                    except DBAPIError as exc:
+                        if exc.connection_invalidated:
+                            raise
+                        log.info("skipped analyzing %s: %s", table, type(exc.orig).__name__)
         except Exception as exc:  # statistics are an optimisation: never a failed request
             log.warning("could not analyze the tables: %s", type(exc).__name__)
         finally:
