@@ -8,6 +8,9 @@ thread. Services only take a `Session`, add, flush and execute; they never begin
 or roll back.
 """
 
+import fcntl
+import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from sqlmodel import Session
 from service.settings import Settings
 
 WRITE_OPTION = "hearme_write"
+BUSY_TIMEOUT_SECONDS = 30  # SQLite: how long a writer waits for the write lock
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:
@@ -39,18 +43,108 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
 
     return on_connect
 
 
-def _sqlite_begin(conn: Any) -> None:
-    # A write transaction takes the write lock at BEGIN: concurrent writers then queue on
-    # busy_timeout instead of one failing with "database is locked" when it upgrades a
-    # read lock. Reads begin deferred and run beside writers under WAL.
-    write = conn.get_execution_options().get(WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+class _WriteTurns:
+    """SQLite's write lock, handed over between processes within 2 ms of its release.
+
+    Several processes write to one SQLite file: the workers, each worker's submissions
+    writer (`service.writer`) and the webhook delivery process. SQLite lets one write at
+    a time and makes the others wait in its busy handler, which sleeps (1, 2, 5, 10 ms
+    and longer) between tries: a writer could sleep well past the moment the lock came
+    free, and under load a submission batch waited behind those sleeps (a p99 of 0.5 s
+    with two workers). So each write transaction first takes an exclusive `flock` on a
+    file beside the database (`<database>-hearme.lock`), then BEGIN IMMEDIATE, and lets
+    it go once COMMIT or ROLLBACK has returned: waiting writers try the file again
+    within 2 ms of its release (`take`). SQLite's own lock stays the guarantee
+    (anything writing without this file, a backup or another program, still meets it).
+    A process that dies holding the file's lock loses it with its descriptors."""
+
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}-hearme.lock"
+        self._files: dict[int, int] = {}  # id of the DB-API connection -> its lock file
+
+    @staticmethod
+    def _key(connection: Any) -> int:
+        """The DB-API connection's id, given it or the pool's proxy of it (SQLAlchemy
+        commits through the proxy)."""
+        return id(getattr(connection, "dbapi_connection", connection))
+
+    def take(self, dbapi_connection: Any) -> None:
+        fd = self._files.get(self._key(dbapi_connection))
+        if fd is None:
+            fd = self._files[self._key(dbapi_connection)] = os.open(
+                self.path, os.O_RDWR | os.O_CREAT, 0o600
+            )
+        # Tried without blocking, with waits from 50 µs growing to 2 ms (not SQLite's 1 ms
+        # to 100 ms), for at most SQLite's own busy time-out: a holder that hangs (or a
+        # unit of work opened inside another by mistake) then meets SQLite's lock and
+        # its "database is locked", never a wait without end.
+        wait, deadline = 0.00005, time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return  # go on without it: SQLite's busy handler decides
+                time.sleep(wait)
+                wait = min(wait * 2, 0.002)
+
+    def release(self, dbapi_connection: Any) -> None:
+        fd = self._files.get(self._key(dbapi_connection))
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def forget(self, dbapi_connection: Any) -> None:
+        fd = self._files.pop(self._key(dbapi_connection), None)
+        if fd is not None:
+            os.close(fd)  # releases its lock too
+
+    def install(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        commit, rollback = dialect.do_commit, dialect.do_rollback
+
+        def do_commit(dbapi_connection: Any) -> None:
+            try:
+                commit(dbapi_connection)
+            finally:
+                self.release(dbapi_connection)
+
+        def do_rollback(dbapi_connection: Any) -> None:
+            try:
+                rollback(dbapi_connection)
+            finally:
+                self.release(dbapi_connection)
+
+        dialect.do_commit = do_commit  # type: ignore[method-assign]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+        event.listen(engine, "close", lambda dbapi, _record: self.forget(dbapi))
+        event.listen(engine, "invalidate", lambda dbapi, _record, _exc: self.forget(dbapi))
+
+
+def _sqlite_begin(turns: _WriteTurns | None) -> Any:
+    def begin(conn: Any) -> None:
+        # A write transaction takes the write lock at BEGIN: concurrent writers then queue
+        # (on the lock file, then busy_timeout) instead of one failing with "database is
+        # locked" when it upgrades a read lock. Reads begin deferred beside writers (WAL).
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        if not write or turns is None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        turns.take(dbapi_connection)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:  # no transaction began: nothing will commit or roll back
+            turns.release(dbapi_connection)
+            raise
+
+    return begin
 
 
 # SQLSTATEs and SQLite result codes that mean "no room left" (a 507, contract §11).
@@ -100,12 +194,16 @@ def create_db_engine(settings: Settings) -> Engine:
             Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
         )
         event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous))
-        event.listen(engine, "begin", _sqlite_begin)
+        turns = None
+        if url.database and url.database != ":memory:":
+            turns = _WriteTurns(str(Path(url.database).expanduser().resolve()))
+            turns.install(engine)
+        event.listen(engine, "begin", _sqlite_begin(turns))
         return engine
     return create_engine(
         url,
