@@ -32,11 +32,16 @@ def postgres(session: Session) -> bool:
 _TAKEN = "hearme_commit_turn"  # in session.info: the transaction that holds the turn
 
 
+def _holds(session: Session) -> None:
+    """Note that the session's current transaction holds the turn (until it ends)."""
+    session.info[_TAKEN] = session.get_transaction()
+
+
 def draw_pg(session: Session, sequence: str) -> int:
     """PostgreSQL: take the turn and draw the next number of `sequence`, in one round
     trip (the lock, in a subquery, is taken before the number is drawn)."""
     found = session.execute(_DRAW, {"key": POSITION_LOCK, "sequence": sequence})
-    session.info[_TAKEN] = session.get_transaction()
+    _holds(session)
     return int(found.scalar_one())
 
 
@@ -52,7 +57,7 @@ def take_turn(session: Session) -> None:
     it ends (the session's next transaction is another object, and takes it again)."""
     if postgres(session) and session.info.get(_TAKEN) is not session.get_transaction():
         session.execute(_LOCK, {"key": POSITION_LOCK})
-        session.info[_TAKEN] = session.get_transaction()
+        _holds(session)
 
 
 # PostgreSQL: the draw as a scalar subquery (an InitPlan, evaluated once per statement, and
@@ -70,5 +75,5 @@ def stamp_pg(session: Session, statement: TextClause, params: dict[str, Any]) ->
     number = session.execute(statement, {**params, "key": POSITION_LOCK}).scalars().first()
     if number is None:
         return None
-    session.info[_TAKEN] = session.get_transaction()
+    _holds(session)
     return int(number)

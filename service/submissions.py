@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
+from anyio import to_thread
 from sqlalchemy import select, tuple_
 from sqlmodel import Session, col
 
@@ -332,7 +333,7 @@ class GroupCommit:
     themselves, and a lone request is stored at once.
 
     Where a batch is stored is `store`: by default a worker thread of this process
-    (`store_in_thread`, through `Database.run`, so it holds SQLite's write turn like any
+    (`store_in_thread`, after `Database.turn`, so it holds SQLite's write turn like any
     writer); `hearme serve` gives each worker a writer process of its own
     (`service.writer.WriterProcess.store`), so storing runs on another core."""
 
@@ -385,16 +386,25 @@ class GroupCommit:
             queue.writers -= 1
 
     async def store_in_thread(self, items: list[Pending]) -> list[Stored | Exception]:
-        """One unit of work in a worker thread; a failed batch is retried one item per
-        transaction, so a poisoned item fails alone."""
-        try:
-            outcomes = await self.database.run(store_batch, items, write=True)
-        except Exception as exc:
-            if len(items) == 1:
-                return [exc]
-            log.warning("a batch of %d submissions failed; retrying one by one", len(items))
-            return [result for one in items for result in await self.store_in_thread([one])]
-        return [o if isinstance(o, DomainError) else Stored(_to_json(o[0]), o[1]) for o in outcomes]
+        """`store_alone_on_failure` in a worker thread, holding this process's write turn
+        (SQLite) like any writer."""
+        async with self.database.turn(write=True):
+            return await to_thread.run_sync(store_alone_on_failure, self.database, items)
+
+
+def store_alone_on_failure(database: Database, items: list[Pending]) -> list[Stored | Exception]:
+    """Store the items in one unit of work, each answered as its request will be; should
+    that transaction fail, store them one per transaction, so a poisoned item fails alone
+    (in a worker's thread, and in its writer process, `service.writer`)."""
+    try:
+        with database.session(write=True) as session:
+            outcomes = store_batch(session, items)
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        log.warning("a batch of %d submissions failed; retrying one by one", len(items))
+        return [result for one in items for result in store_alone_on_failure(database, [one])]
+    return [o if isinstance(o, DomainError) else Stored(_to_json(o[0]), o[1]) for o in outcomes]
 
 
 _to_json = ResponsePublic.__pydantic_serializer__.to_json

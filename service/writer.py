@@ -47,7 +47,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from schemas.keys import Role
-from schemas.responses import ResponsePublic, SubmissionIn
+from schemas.responses import SubmissionIn
 from service import errors, submissions
 from service.database import Database, storage_full, unreachable
 from service.errors import DomainError, Invalid, Unavailable
@@ -181,6 +181,7 @@ class WriterProcess:
         self._connection = None
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
+            self._process.wait()  # reaped, not left a zombie beside its successor
 
     def stop(self) -> None:
         """Close the socket: the child stores what it holds, then exits."""
@@ -349,26 +350,11 @@ def _store(
 ) -> list[tuple[int, WireOutcome]]:
     if not pending:
         return []
-    items = [p for _, p in pending]
-    try:
-        with database.session(write=True) as session:
-            outcomes = submissions.store_batch(session, items)
-    except Exception as exc:
-        if len(pending) == 1:
-            return [(pending[0][0], _encode_error(exc))]
-        log.warning("a batch of %d submissions failed; retrying one by one", len(pending))
-        return [result for one in pending for result in _store(database, [one])]
+    outcomes = submissions.store_alone_on_failure(database, [p for _, p in pending])
     return [
-        (i, _encode_error(o) if isinstance(o, DomainError) else ("ok", _body(o[0]), o[1]))
+        (i, ("ok", o.body, o.created) if isinstance(o, submissions.Stored) else _encode_error(o))
         for (i, _), o in zip(pending, outcomes, strict=True)
     ]
-
-
-_TO_JSON: Callable[[ResponsePublic], bytes] = ResponsePublic.__pydantic_serializer__.to_json
-
-
-def _body(public: ResponsePublic) -> bytes:
-    return _TO_JSON(public)
 
 
 # Error classes by the name they travel under (an Invalid travels with its problems).
