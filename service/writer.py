@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import pickle
 import socket
 import subprocess
@@ -183,19 +184,29 @@ class WriterProcess:
             self._process.kill()
             self._process.wait()  # reaped, not left a zombie beside its successor
 
-    def stop(self) -> None:
-        """Close the socket: the child stores what it holds, then exits."""
+    def stop(self) -> int | None:
+        """Close the socket: the child stores what it holds, then exits; its exit code
+        (None if it was not running)."""
         with self._lock:
             connection, process = self._connection, self._process
             self._connection = self._process = None
         if connection is not None:
+            # Shut the socket down before closing it: the reply thread blocked reading it
+            # keeps it open past a close alone, and the child would never see its end.
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(fileno=os.dup(connection.fileno())) as ours,
+            ):
+                ours.shutdown(socket.SHUT_RDWR)
             connection.close()
-        if process is not None:
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is None:
+            return None
+        try:
+            return process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log.warning("the submissions writer did not stop in %s s; killed", STOP_TIMEOUT)
+            process.kill()
+            return process.wait()
 
 
 def _settle(future: "asyncio.Future[Any]", result: Any) -> None:

@@ -191,3 +191,17 @@ def test_an_item_validated_against_an_older_definition_is_checked_again(
     assert outcomes[0][1] is True
     assert isinstance(outcomes[1], DomainError)
     assert _count(database, Response) == 1
+
+
+def test_a_stopped_writer_process_exits_on_its_own(
+    database: Database, principal: Principal, settings: Settings
+) -> None:
+    """Stopping closes the writer's socket: it stores what it was sent, sees the end and
+    exits 0 (a writer that never saw it would be killed after STOP_TIMEOUT)."""
+    writer = WriterProcess(settings, WRITER)
+    writer.start()
+    group = GroupCommit(database, store=writer.store)
+    (stored,) = asyncio.run(_together(group, [_prepare(database, principal, submission())]))
+    assert isinstance(stored, Stored)
+    assert writer.stop() == 0
+    assert _count(database, Response) == 1
