@@ -77,6 +77,9 @@ def sign_in(context: Any, base: str, key: str, screens: Screens | None = None) -
     page.goto(f"{base}/app/sign-in")
     if screens:
         screens.check(page, "sign-in")
+    # The page gives the key field focus itself (autofocus); on a loaded machine that can
+    # land after `goto` returns, and keys typed before it went nowhere (a 401).
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'key'")
     page.keyboard.type(key)
     with page.expect_navigation():
         page.keyboard.press("Enter")
