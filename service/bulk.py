@@ -16,6 +16,10 @@ transaction, with SQLAlchemy's error wrapping and events, but none of its compil
   on bound parameters).
 - PostgreSQL: `INSERT ... SELECT FROM unnest(...)`, one array per column: one round trip
   and one short statement for the whole batch.
+
+An `Update` sets columns of many rows, each found by its own values of a few columns, the
+same way: the driver's `executemany` of one prepared statement on SQLite (one primary-key
+search per row), `UPDATE ... FROM unnest(...)` on PostgreSQL.
 """
 
 import json
@@ -48,6 +52,33 @@ class _Prepared:
     sql: str  # SQLite: the head (up to VALUES); PostgreSQL: the whole statement
     row: str  # SQLite: one row's placeholders
     processors: tuple[tuple[int, Any], ...]  # (column index, value -> driver value)
+
+
+def _bind(kind: Any, dialect: Dialect) -> Any:
+    """The column type's own conversion to the driver's value (None if it needs none)."""
+    return kind.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _convert(values: list[Any], processors: Sequence[tuple[int, Any]]) -> list[Any]:
+    """The rows with each processed column converted; a value that repeats the row
+    before's (a batch's one timestamp, usually) converted once."""
+    if not processors:
+        return values
+    out = []
+    last: list[tuple[Any, Any]] = [(None, None)] * len(processors)
+    for value in values:
+        converted = list(value)
+        for n, (i, process) in enumerate(processors):
+            given = converted[i]
+            if given is None:
+                continue
+            before, done = last[n]
+            if given is not before:
+                done = process(given)
+                last[n] = (given, done)
+            converted[i] = done
+        out.append(tuple(converted))
+    return out
 
 
 class Insert:
@@ -95,7 +126,7 @@ class Insert:
         if dialect.name != "postgresql":
             for i, name in enumerate(self.columns):
                 kind = self.table.c[name].type
-                process = kind.dialect_impl(dialect).bind_processor(dialect)
+                process = _bind(kind, dialect)
                 if process is not None:
                     if isinstance(kind, JSON):
                         process = _unless_serialised(process)
@@ -116,7 +147,7 @@ class Insert:
                 arrays.append("%b::text[]")
                 selected.append(f"CAST(u{i} AS JSON)")
                 continue
-            convert: Any = kind.dialect_impl(dialect).bind_processor(dialect)
+            convert: Any = _bind(kind, dialect)
             if isinstance(kind, Float):  # an array has one element type: 3 and 3.5 as floats
                 convert = float
             if convert is not None:
@@ -133,16 +164,7 @@ class Insert:
     def _tuples(self, rows: Sequence[Mapping[str, Any]], processors: Sequence[Any]) -> list[Any]:
         get = self._get
         values = [(get(row),) for row in rows] if len(self.columns) == 1 else list(map(get, rows))
-        if not processors:
-            return values
-        out = []
-        for value in values:
-            converted = list(value)
-            for i, process in processors:
-                if converted[i] is not None:
-                    converted[i] = process(converted[i])
-            out.append(tuple(converted))
-        return out
+        return _convert(values, processors)
 
     def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Insert `rows` in the session's transaction; the returned rows (in the order the
@@ -170,3 +192,57 @@ class Insert:
             result = connection.exec_driver_sql(sql, tuple(v for value in part for v in value))
             returned.extend(result.all())
         return returned
+
+
+class Update:
+    """`UPDATE table SET columns WHERE keys = (each row's)[ AND condition]` for rows given
+    as mappings with (at least) the keys of `set` and `where`. `condition` is SQL common to
+    both engines over the table's own columns, named unqualified (our own text, never
+    from a request). For columns of plain types (no JSON, no floats)."""
+
+    def __init__(
+        self, table: Table, set: Sequence[str], where: Sequence[str], *, condition: str = ""
+    ) -> None:
+        self.table = table
+        self.names = (*set, *where)
+        self.set, self.where, self.condition = tuple(set), tuple(where), condition
+        self._get = itemgetter(*self.names)
+        self._by_dialect: dict[str, tuple[str, tuple[tuple[int, Any], ...]]] = {}
+
+    def _prepare(self, dialect: Dialect) -> tuple[str, tuple[tuple[int, Any], ...]]:
+        quote = dialect.identifier_preparer.quote
+        table = quote(self.table.name)
+        kinds = [self.table.c[name].type for name in self.names]
+        processors = tuple(
+            (i, process) for i, kind in enumerate(kinds) if (process := _bind(kind, dialect))
+        )
+        extra = f" AND {self.condition}" if self.condition else ""
+        if dialect.name != "postgresql":
+            sets = ", ".join(f"{quote(name)} = ?" for name in self.set)
+            keys = " AND ".join(f"{quote(name)} = ?" for name in self.where)
+            return f"UPDATE {table} SET {sets} WHERE {keys}{extra}", processors  # noqa: S608
+        sets = ", ".join(f"{quote(name)} = v.u{i}" for i, name in enumerate(self.set))
+        keys = " AND ".join(
+            f"{table}.{quote(name)} = v.u{i}"
+            for i, name in enumerate(self.names)
+            if i >= len(self.set)
+        )
+        arrays = ", ".join(f"%b::{kind.compile(dialect=dialect)}[]" for kind in kinds)
+        aliases = ", ".join(f"u{i}" for i in range(len(self.names)))
+        sql = f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({aliases}) WHERE {keys}{extra}"  # noqa: S608
+        return sql, processors
+
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Update the rows in the session's transaction."""
+        if not rows:
+            return
+        connection = session.connection()
+        found = self._by_dialect.get(connection.dialect.name)
+        if found is None:
+            found = self._by_dialect[connection.dialect.name] = self._prepare(connection.dialect)
+        sql, processors = found
+        values = _convert(list(map(self._get, rows)), processors)
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(sql, tuple(map(list, zip(*values, strict=True))))
+        else:
+            connection.exec_driver_sql(sql, values)

@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from api.app import create_app
 from service.database import Database
 from service.events import secrets, ssrf
-from service.events.delivery import Claimed, Withdrawn, step
+from service.events.delivery import Claimed, Planned, Withdrawn, apply_fan_out, plan_fan_out, step
 from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 from tests.fixtures.receiver import Receiver, receiver
@@ -372,3 +372,41 @@ def test_attempts_held_in_memory_are_withdrawn_after_an_erasure_or_a_revocation(
     _, gone = turn(held)
     assert gone.webhooks == held[0]
     assert sink.received() == []  # this test's dispatcher is the only one, and sent nothing
+
+
+def test_a_fan_out_planned_twice_queues_its_events_once_and_none_for_a_revoked_owner(
+    quiet: TestClient, database: Database, make_key: MakeKey
+) -> None:
+    """The fan-out reads in one transaction and writes in another (`plan_fan_out`,
+    `apply_fan_out`): a plan whose webhook's cursor moved meanwhile (another process
+    applied the same events) or whose owner was revoked meanwhile queues nothing."""
+    owner = bearer(make_key("admin", name="owner"))
+    assert quiet.post("/v1/surveys", json=survey_definition(), headers=owner).status_code == 201
+    hook = subscribe(quiet, owner, "http://127.0.0.1:9/hook", ["response.created"])
+    for _ in range(3):
+        assert quiet.post(
+            "/v1/surveys/trust/responses", json=submission(), headers=owner
+        ).is_success
+
+    def plan() -> list[Planned]:
+        with database.session(write=False) as session:
+            return plan_fan_out(session, claim=None)
+
+    stale = plan()  # the three events
+    assert quiet.post("/v1/surveys/trust/responses", json=submission(), headers=owner).is_success
+    fresh = plan()  # the four
+    with database.session() as session:
+        assert len(apply_fan_out(session, fresh)) == 4
+    with database.session() as session:
+        assert apply_fan_out(session, stale) == []
+    assert plan() == []  # the stale plan did not move the cursor back: nothing is behind
+    assert len(deliveries(quiet, owner, hook["id"], status="pending")) == 4
+
+    assert quiet.post("/v1/surveys/trust/responses", json=submission(), headers=owner).is_success
+    late = plan()
+    assert [len(p.rows) for p in late] == [1]
+    admin = bearer(make_key("admin", name="other-admin"))
+    assert quiet.delete("/v1/keys/owner", headers=admin).status_code == 204
+    with database.session() as session:
+        assert apply_fan_out(session, late) == []
+    assert len(deliveries(quiet, admin, hook["id"], status="pending")) == 4
