@@ -97,7 +97,15 @@ async def deliver(settings: Settings, *, supervised: bool) -> None:
 
 
 def run(settings: Settings, *, supervised: bool) -> None:
-    asyncio.run(deliver(settings, supervised=supervised))
+    """On uvloop where it is installed (as uvicorn runs the workers): a delivery's HTTP
+    exchange is mostly the event loop's own work, and uvloop's costs less CPU, which on a
+    busy machine is taken from the submissions."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it where it runs
+        asyncio.run(deliver(settings, supervised=supervised))
+    else:
+        uvloop.run(deliver(settings, supervised=supervised))
 
 
 def command() -> list[str]:

@@ -4,9 +4,12 @@ receiver, and what one active webhook costs the submit path, in the same run.
 For each engine (SQLite, PostgreSQL), on 127.0.0.1:
   1. `hearme serve --workers 1` on a fresh database (the bench survey of bench/submit.py);
   2. rounds of: wrk drives submissions for `--seconds` with no webhook (baseline), and
-     with one webhook subscribed to every event, its receiver an asyncio HTTP server in
-     a separate process that answers 200 at once and notes each arrival's time (the
-     order alternates from round to round: the database grows through the run);
+     with one webhook subscribed to every event, its receiver an asyncio protocol on
+     uvloop in a separate process that answers 200 at once and notes each arrival's time
+     (the order alternates from round to round: the database grows through the run);
+     each round's ratio, their mean and its 95% confidence interval are printed (the
+     rounds are the samples: many short rounds settle the ratio better than a few long
+     ones, on a machine whose speed drifts);
   3. delivery latency: arrival at the receiver minus the event's `occurred_at` (taken in
      the committing transaction), p50/p99 over every delivery made during the load and
      the 3 s after it (the same machine's clock on both sides), and how many of the
@@ -19,7 +22,7 @@ For each engine (SQLite, PostgreSQL), on 127.0.0.1:
      the serving processes alone (`workers'`, the delivery process left out);
   5. the feed: every event read back through `GET /v1/events?limit=1000`, events/s.
 
-    .venv/bin/python bench/events.py [--seconds 15] [--rounds 2] [--connections 16]
+    .venv/bin/python bench/events.py [--seconds 6] [--rounds 12] [--connections 16]
 
 Ratios, not absolute figures, are the result. Nothing here asserts on timings.
 """
@@ -39,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import scipy.stats
+import uvloop
 from submit import (  # bench/submit.py, beside this script
     DEFAULT_PG_ADMIN,
     PATH,
@@ -59,27 +64,45 @@ ENV = {"HEARME_WEBHOOK_ALLOW_PRIVATE": "true", "HEARME_SECRET_KEY": "bench-secre
 # --- receiver (its own process) ---------------------------------------------------------
 
 
+class _Receiving(asyncio.Protocol):
+    """One connection of the receiver: each complete request is noted (arrival time and
+    body) and answered 200 at once. A protocol on uvloop, not streams on the default
+    loop: the receiver shares the machine's two cores with the server, so whatever CPU
+    it spends per delivery comes out of the submissions being measured (the same rule as
+    for wrk: the outside world must be much cheaper than the server)."""
+
+    def __init__(self, arrivals: list[tuple[float, bytes]]) -> None:
+        self.arrivals = arrivals
+        self.buffer = b""
+        self.transport: Any = None  # uvloop's transports are not asyncio.Transport's
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        answers = 0
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                break
+            self.arrivals.append((time.time(), self.buffer[end + 4 : end + 4 + length]))
+            self.buffer = self.buffer[end + 4 + length :]
+            answers += 1
+        if answers and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" * answers)
+
+
 async def _serve_receiver(conn: Connection, port: int) -> None:
     arrivals: list[tuple[float, bytes]] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length)
-                arrivals.append((time.time(), body))
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    conn.send("up")
     loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Receiving(arrivals), "127.0.0.1", port)
+    conn.send("up")
     while True:
         command = await loop.run_in_executor(None, conn.recv)
         if command == "stop":
@@ -91,7 +114,7 @@ async def _serve_receiver(conn: Connection, port: int) -> None:
 
 
 def receiver_process(conn: Connection, port: int) -> None:
-    asyncio.run(_serve_receiver(conn, port))
+    uvloop.run(_serve_receiver(conn, port))
 
 
 # --- load -------------------------------------------------------------------------------
@@ -249,8 +272,8 @@ def run_engine(engine: str, url: str, args: argparse.Namespace, workdir: Path) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--pg-admin", default=DEFAULT_PG_ADMIN)
     parser.add_argument("--engines", default="sqlite,postgresql")
@@ -281,8 +304,24 @@ def main() -> None:
             f"  {r['feed_per_s']:>9.0f} ({r['feed_events']} events)"
         )
     for r in results:
-        rounds = " ".join(f"{w / n:.2f}" for n, w in zip(r["none"], r["webhook"], strict=True))
-        print(f"{r['engine']}: webhook/none round by round {rounds}")
+        pairs = [w / n for n, w in zip(r["none"], r["webhook"], strict=True)]
+        low, high = interval(pairs)
+        print(
+            f"{r['engine']}: webhook/none round by round {' '.join(f'{x:.2f}' for x in pairs)};"
+            f" mean {statistics.mean(pairs):.3f}, 95% interval {low:.3f}-{high:.3f}"
+        )
+
+
+def interval(pairs: list[float]) -> tuple[float, float]:
+    """The 95% confidence interval of the mean round ratio (Student's t): each round
+    pairs a run with the webhook and one without, taken within the same half minute, so
+    the machine's drift through the run weighs on both sides of a pair alike and the
+    rounds are the samples."""
+    if len(pairs) < 2:
+        return float("nan"), float("nan")
+    mean = statistics.mean(pairs)
+    half = scipy.stats.t.ppf(0.975, len(pairs) - 1) * statistics.stdev(pairs) / len(pairs) ** 0.5
+    return mean - half, mean + half
 
 
 if __name__ == "__main__":

@@ -103,6 +103,7 @@ IDLE_POLL = 5.0
 BATCH_DELAY = 0.1
 SQLITE_BATCH_DELAY = 0.25
 COALESCE = 0.05
+MAX_TARGETS = 1000
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,11 @@ def _owner_active() -> Any:
 
 @dataclass(frozen=True)
 class ClaimRoom:
-    """What a fan-out may claim at once: the server key (for the secrets), how many
-    attempts in all, how many this process already holds per webhook (in flight or
-    queued), how many it may hold per webhook (`PER_WEBHOOK` where not given), the
-    lease."""
+    """What a turn may claim, its fan-out's first attempts and the claim's together (one
+    description for `plan_fan_out`, `step` and `claim`): the server key (for the
+    secrets), how many attempts in all, how many this process already holds per webhook
+    (in flight or queued), how many it may hold per webhook (`PER_WEBHOOK` where not
+    given), the lease."""
 
     key: bytes
     limit: int
@@ -393,19 +395,10 @@ def withdrawn(session: Session, *, webhooks: set[int], responses: set[str]) -> W
     return found
 
 
-def claim(
-    session: Session,
-    *,
-    key: bytes,
-    limit: int,
-    busy: dict[int, int],
-    lease: float,
-    caps: dict[int, int] | None = None,
-) -> list[Claimed]:
-    """Claim up to `limit` due attempts (per webhook at most its cap, `PER_WEBHOOK`
-    where `caps` has none, held by this process, counting `busy`, the attempts it
-    already holds)."""
-    caps = caps or {}
+def claim(session: Session, room: ClaimRoom) -> list[Claimed]:
+    """Claim due attempts within `room` (up to its limit in all; per webhook at most its
+    cap, counting the attempts this process already holds)."""
+    caps, limit = room.caps, room.limit
     now = utcnow()
     d = _DELIVERIES.c
     query = (
@@ -431,10 +424,10 @@ def claim(
         .limit(limit * 2)
         .with_for_update(skip_locked=True, of=_DELIVERIES)
     )
-    full = [pk for pk, n in busy.items() if n >= caps.get(pk, PER_WEBHOOK)]
+    full = [pk for pk in room.busy if not room.room(pk)]
     if full:
         query = query.where(d.webhook_pk.not_in(full))
-    counts = dict(busy)
+    counts = dict(room.busy)
     chosen: list[Any] = []
     for row in session.execute(query).all():
         if len(chosen) >= limit:
@@ -451,7 +444,7 @@ def claim(
             select(*_EVENT_COLUMNS).where(col(Event.pk).in_([row.event_pk for row in chosen]))
         ).all()
     }
-    lease_until = now + timedelta(seconds=lease)
+    lease_until = now + timedelta(seconds=room.lease)
     claimed, updates = [], []
     for row in chosen:
         event = events.get(row.event_pk)
@@ -473,7 +466,7 @@ def claim(
                     row.step,
                     row.webhook_pk,
                     row.url,
-                    secrets.webhook_secret(key, row.secret_nonce),
+                    secrets.webhook_secret(room.key, row.secret_nonce),
                     row.event_id,
                     _body(event),
                     _subject(event),
@@ -525,11 +518,7 @@ def step(
     *,
     results: list[Result],
     schedule: list[int],
-    key: bytes,
-    limit: int,
-    busy: dict[int, int],
-    lease: float,
-    caps: dict[int, int] | None = None,
+    room: ClaimRoom,
     held: tuple[set[int], set[str]] = (set(), set()),
     planned: list[Planned] | None = None,
 ) -> tuple[list[Claimed], Withdrawn]:
@@ -537,21 +526,20 @@ def step(
     out new events (`planned` before, in a read transaction of its own, or here), check
     the attempts it holds in memory and those just claimed (`held`: their webhooks and
     responses; `withdrawn`: a response erased since its body was read is not sent), claim
-    due attempts."""
-    caps = caps or {}
+    due attempts, the fan-out's first attempts and the claim's together within `room`."""
     record(session, results, schedule=schedule)
     if planned is None:
-        room = ClaimRoom(key, limit, busy, lease, caps) if limit > 0 else None
-        planned = plan_fan_out(session, claim=room)
+        planned = plan_fan_out(session, claim=room if room.limit > 0 else None)
     fresh = [c for c in apply_fan_out(session, planned) if c is not None]
     subjects = {c.response_id for c in fresh if c.response_id is not None}
     gone = withdrawn(session, webhooks=held[0], responses=held[1] | subjects)
     claimed = [c for c in fresh if c.response_id not in gone.responses]
+    busy = dict(room.busy)
     for c in claimed:
         busy[c.webhook_pk] = busy.get(c.webhook_pk, 0) + 1
-    limit -= len(fresh)
-    if limit > 0:
-        claimed += claim(session, key=key, limit=limit, busy=busy, lease=lease, caps=caps)
+    rest = replace(room, limit=room.limit - len(fresh), busy=busy)
+    if rest.limit > 0:
+        claimed += claim(session, rest)
     return claimed, gone
 
 
@@ -576,6 +564,7 @@ class Dispatcher:
         self._kick: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._signers: dict[str, Signer] = {}
+        self._targets: dict[str, ssrf.Target] = {}  # literal-IP URLs, checked (`_post`)
         self._was_busy = False
         self._client: http.Client | None = None
         self._batch_delay = BATCH_DELAY if database.dialect == "postgresql" else SQLITE_BATCH_DELAY
@@ -654,18 +643,14 @@ class Dispatcher:
             # The fan-out's reads and bodies first, outside the one write lock that the
             # submissions wait for (`plan_fan_out`).
             planned = await self.database.run(
-                plan_fan_out, write=False, claim=room if free else None
+                plan_fan_out, write=False, claim=room if room.limit > 0 else None
             )
         claimed, gone = await self.database.run(
             step,
             write=True,
             results=results,
             schedule=self.schedule,
-            key=room.key,
-            limit=free,
-            busy=dict(self._held),
-            lease=lease,
-            caps=caps,
+            room=room,
             held=self._holding(),
             planned=planned,
         )
@@ -748,7 +733,8 @@ class Dispatcher:
         began = time.monotonic()
         pk = attempt.webhook_pk
         try:
-            code = await asyncio.wait_for(self._post(client, attempt), self.timeout)
+            async with asyncio.timeout(self.timeout):  # no task of its own, as wait_for's
+                code = await self._post(client, attempt)
             if not 200 <= code < 300:
                 error = f"HTTP {code}" + (
                     " (redirects are not followed)" if 300 <= code < 400 else ""
@@ -780,12 +766,17 @@ class Dispatcher:
             self._kick.set()
 
     async def _post(self, client: http.Client, attempt: Claimed) -> int:
-        if self._literal(attempt.url):
-            target = ssrf.resolve(attempt.url, allow_private=self.settings.webhook_allow_private)
-        else:  # a DNS lookup: in a thread, off the event loop
-            target = await asyncio.to_thread(
-                ssrf.resolve, attempt.url, allow_private=self.settings.webhook_allow_private
-            )
+        target = self._targets.get(attempt.url)
+        if target is None:
+            allow = self.settings.webhook_allow_private
+            if self._literal(attempt.url):
+                # An IP address resolves to itself: checked once, kept (no lookup a DNS
+                # answer could change, so nothing a rebinding could redirect).
+                target = self._targets[attempt.url] = ssrf.resolve(attempt.url, allow_private=allow)
+                if len(self._targets) > MAX_TARGETS:
+                    self._targets.pop(next(iter(self._targets)))
+            else:  # a DNS lookup, each attempt: in a thread, off the event loop
+                target = await asyncio.to_thread(ssrf.resolve, attempt.url, allow_private=allow)
         signer = self._signers.get(attempt.secret)
         if signer is None:
             signer = self._signers[attempt.secret] = Signer(attempt.secret)

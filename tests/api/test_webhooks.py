@@ -16,7 +16,15 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from api.app import create_app
 from service.database import Database
 from service.events import secrets, ssrf
-from service.events.delivery import Claimed, Planned, Withdrawn, apply_fan_out, plan_fan_out, step
+from service.events.delivery import (
+    Claimed,
+    ClaimRoom,
+    Planned,
+    Withdrawn,
+    apply_fan_out,
+    plan_fan_out,
+    step,
+)
 from service.settings import Settings
 from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
 from tests.fixtures.receiver import Receiver, receiver
@@ -353,9 +361,8 @@ def test_attempts_held_in_memory_are_withdrawn_after_an_erasure_or_a_revocation(
 
     def turn(held: tuple[set[int], set[str]]) -> tuple[list[Claimed], Withdrawn]:
         with database.session() as session:
-            return step(
-                session, results=[], schedule=[1], key=key, limit=10, busy={}, lease=60.0, held=held
-            )
+            room = ClaimRoom(key, limit=10, busy={}, lease=60.0)
+            return step(session, results=[], schedule=[1], room=room, held=held)
 
     claimed, gone = turn((set(), set()))
     assert sorted(c.response_id or "" for c in claimed) == sorted(ids)
