@@ -9,13 +9,21 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from service.database import Database
 from service.settings import Settings
-from tests.conftest import MakeKey, assert_problem, bearer, submission, survey_definition
+from tests.conftest import (
+    MakeKey,
+    assert_problem,
+    bearer,
+    early_in_a_rate_window,
+    submission,
+    survey_definition,
+)
 
 
 @pytest.fixture
 def limited(db_url: str, database: Database) -> Iterator[TestClient]:
     settings = Settings(database_url=db_url, rate_limit=5, auth_failure_limit=3)
     with TestClient(create_app(settings, database=database)) as client:
+        early_in_a_rate_window()
         yield client
 
 

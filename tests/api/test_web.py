@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from api.app import create_app
 from service.database import Database
 from service.settings import Settings
-from tests.conftest import MakeKey, bearer, submission
+from tests.conftest import MakeKey, bearer, early_in_a_rate_window, submission
 from tests.fixtures.web import WebUser, csrf_of, web_codebook
 
 SURVEY = "/v1/surveys/trust"
@@ -212,6 +212,7 @@ def test_sign_ins_are_audited_and_failures_rate_limited(
 ) -> None:
     limited = settings.model_copy(update={"auth_failure_limit": 5})
     with TestClient(create_app(limited, database=database)) as client:
+        early_in_a_rate_window()
         browser = WebUser(client)
         browser.sign_in(make_key("evaluator", name="audited"))
         browser.sign_out()
